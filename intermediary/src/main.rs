@@ -1,0 +1,29 @@
+//! `intermediary`: runs a commercial bank's validator node.
+
+use anyhow::Result;
+use cbdc_service::config::Role;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "intermediary", version, about = "A commercial bank's node of the CBDC network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run this bank's validator node from its configuration file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    cbdc_service::init_logging();
+    match Cli::parse().command {
+        Command::Run { config } => cbdc_service::validator::run_as(Role::Intermediary, &config),
+    }
+}

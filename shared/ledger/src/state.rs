@@ -1,0 +1,388 @@
+//! Ledger state: banks, wallets, holders, supply, policy and remembered transaction ids.
+//!
+//! All collections are ordered maps, so iteration (and therefore the encoding and the state
+//! commitment) is deterministic. The state commitment is SHA-256 over the canonical encoding of
+//! the whole state; it is also the snapshot format, so a snapshot restores to exactly the state
+//! that produced its commitment.
+
+use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::crypto::{domain, hash_parts};
+use crate::policy::Policy;
+use crate::tx::{MAX_BANK_NAME_BYTES, decode_string};
+use crate::types::{
+    Amount, BankId, BankStatus, Digest, HolderRef, KycTier, PublicKey, TxId, WalletClass, WalletId,
+    WalletStatus,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Upper bound on entries of any one state collection in a snapshot.
+const MAX_ENTRIES: u32 = 1 << 28;
+/// Longest chain id, in bytes.
+pub const MAX_CHAIN_ID_BYTES: u32 = 64;
+
+/// A wallet on the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wallet {
+    pub id: WalletId,
+    /// The bank that holds the wallet for its customer and administers it.
+    pub bank: BankId,
+    /// The key that authorizes payments from the wallet.
+    pub public_key: PublicKey,
+    pub class: WalletClass,
+    pub tier: KycTier,
+    pub holder: HolderRef,
+    pub status: WalletStatus,
+    /// Linked to a deposit account at the bank: waterfall and reverse waterfall apply.
+    pub linked: bool,
+    pub balance: Amount,
+}
+
+/// A bank on the network (bank 0 is the central bank).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bank {
+    pub id: BankId,
+    pub name: String,
+    /// Signs wallet administration for this bank's wallets.
+    pub admin_key: PublicKey,
+    /// The bank's consensus key.
+    pub validator_key: PublicKey,
+    /// The bank's float wallet (the central bank's issuance wallet for bank 0).
+    pub float_wallet: WalletId,
+    pub status: BankStatus,
+    /// The most this bank may have issued to it, net of redemptions.
+    pub quota: Amount,
+    /// Issued to this bank, net of redemptions.
+    pub issued: Amount,
+}
+
+/// What the ledger tracks per holder across all banks, for limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Holder {
+    /// The sum of the balances of the holder's retail wallets.
+    pub holdings: Amount,
+    /// The UTC day (days since the epoch, by block time) `outflow` counts.
+    pub outflow_day: u64,
+    /// Paid out from retail wallets on `outflow_day`.
+    pub outflow: Amount,
+}
+
+/// Supply counters. Outstanding = minted − burned = the sum of all balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Supply {
+    pub minted: Amount,
+    pub burned: Amount,
+}
+
+impl Supply {
+    pub fn outstanding(&self) -> Amount {
+        let outstanding = self.minted.checked_sub(self.burned);
+        assert!(outstanding.is_ok(), "burned exceeds minted");
+        outstanding.unwrap_or(Amount::ZERO)
+    }
+}
+
+/// A committed transaction id, remembered until its expiry height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentTx {
+    pub digest: Digest,
+    pub expiry_height: u64,
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub(crate) chain_id: String,
+    pub(crate) policy: Policy,
+    pub(crate) banks: BTreeMap<BankId, Bank>,
+    pub(crate) wallets: BTreeMap<WalletId, Wallet>,
+    pub(crate) holders: BTreeMap<HolderRef, Holder>,
+    pub(crate) supply: Supply,
+    pub(crate) recent: BTreeMap<TxId, RecentTx>,
+    /// Index of `recent` by expiry, for pruning; derived, not encoded.
+    pub(crate) expiries: BTreeSet<(u64, TxId)>,
+}
+
+/// A broken ledger invariant (supply conservation, holder aggregates).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantViolation {
+    #[error("sum of balances {balances} differs from outstanding supply {outstanding}")]
+    SupplyNotConserved { balances: u128, outstanding: u64 },
+    #[error("burned exceeds minted")]
+    NegativeSupply,
+    #[error("holder aggregate disagrees with its wallets")]
+    HolderMismatch,
+    #[error("a bank's float wallet is missing, belongs to another bank or is not a float wallet")]
+    BadFloat,
+    #[error("a bank's issued amount exceeds the outstanding supply")]
+    IssuedExceedsSupply,
+}
+
+impl State {
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn supply(&self) -> Supply {
+        self.supply
+    }
+
+    pub fn wallet(&self, id: &WalletId) -> Option<&Wallet> {
+        self.wallets.get(id)
+    }
+
+    pub fn wallets(&self) -> impl Iterator<Item = &Wallet> {
+        self.wallets.values()
+    }
+
+    pub fn bank(&self, id: BankId) -> Option<&Bank> {
+        self.banks.get(&id)
+    }
+
+    pub fn banks(&self) -> impl Iterator<Item = &Bank> {
+        self.banks.values()
+    }
+
+    pub fn holder(&self, holder: &HolderRef) -> Option<&Holder> {
+        self.holders.get(holder)
+    }
+
+    pub fn recent_tx(&self, id: &TxId) -> Option<&RecentTx> {
+        self.recent.get(id)
+    }
+
+    /// Number of remembered transaction ids.
+    pub fn recent_len(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// Consensus keys of the active banks, ordered by bank id.
+    pub fn validators(&self) -> Vec<PublicKey> {
+        self.banks
+            .values()
+            .filter(|b| b.status == BankStatus::Active)
+            .map(|b| b.validator_key)
+            .collect()
+    }
+
+    /// Forgets ids whose expiry height is below `height`: they can no longer commit anyway.
+    pub(crate) fn prune_recent(&mut self, height: u64) {
+        while let Some(&(expiry, id)) = self.expiries.first() {
+            if expiry >= height {
+                break;
+            }
+            self.expiries.pop_first();
+            self.recent.remove(&id);
+        }
+    }
+
+    pub(crate) fn remember(&mut self, id: TxId, recent: RecentTx) {
+        self.expiries.insert((recent.expiry_height, id));
+        self.recent.insert(id, recent);
+    }
+
+    /// The state commitment.
+    pub fn root(&self) -> Digest {
+        hash_parts(domain::STATE, &[&self.encode()])
+    }
+
+    /// Checks supply conservation and the holder aggregates.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let outstanding = self
+            .supply
+            .minted
+            .checked_sub(self.supply.burned)
+            .map_err(|_| InvariantViolation::NegativeSupply)?;
+        let mut balances: u128 = 0;
+        let mut by_holder: BTreeMap<HolderRef, u128> = BTreeMap::new();
+        for w in self.wallets.values() {
+            balances = balances.saturating_add(u128::from(w.balance.minor()));
+            if w.class == WalletClass::Retail {
+                let slot = by_holder.entry(w.holder).or_insert(0);
+                *slot = slot.saturating_add(u128::from(w.balance.minor()));
+            }
+        }
+        if balances != u128::from(outstanding.minor()) {
+            return Err(InvariantViolation::SupplyNotConserved {
+                balances,
+                outstanding: outstanding.minor(),
+            });
+        }
+        for (holder_ref, holder) in &self.holders {
+            let expected = by_holder.get(holder_ref).copied().unwrap_or(0);
+            if u128::from(holder.holdings.minor()) != expected {
+                return Err(InvariantViolation::HolderMismatch);
+            }
+        }
+        if by_holder.keys().any(|h| !self.holders.contains_key(h)) {
+            return Err(InvariantViolation::HolderMismatch);
+        }
+        for bank in self.banks.values() {
+            let expected_class = if bank.id == BankId::CENTRAL_BANK {
+                WalletClass::CentralBankIssuance
+            } else {
+                WalletClass::BankFloat
+            };
+            let float = self.wallets.get(&bank.float_wallet);
+            if !float.is_some_and(|w| w.bank == bank.id && w.class == expected_class) {
+                return Err(InvariantViolation::BadFloat);
+            }
+            if bank.issued > outstanding {
+                return Err(InvariantViolation::IssuedExceedsSupply);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Encode for Wallet {
+    fn encode_to(&self, w: &mut Writer) {
+        self.id.encode_to(w);
+        self.bank.encode_to(w);
+        self.public_key.encode_to(w);
+        self.class.encode_to(w);
+        self.tier.encode_to(w);
+        self.holder.encode_to(w);
+        self.status.encode_to(w);
+        w.bool(self.linked);
+        self.balance.encode_to(w);
+    }
+}
+
+impl Decode for Wallet {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Wallet {
+            id: WalletId::decode_from(r)?,
+            bank: BankId::decode_from(r)?,
+            public_key: PublicKey::decode_from(r)?,
+            class: WalletClass::decode_from(r)?,
+            tier: KycTier::decode_from(r)?,
+            holder: HolderRef::decode_from(r)?,
+            status: WalletStatus::decode_from(r)?,
+            linked: r.bool("linked")?,
+            balance: Amount::decode_from(r)?,
+        })
+    }
+}
+
+impl Encode for Bank {
+    fn encode_to(&self, w: &mut Writer) {
+        self.id.encode_to(w);
+        w.var_bytes(self.name.as_bytes());
+        self.admin_key.encode_to(w);
+        self.validator_key.encode_to(w);
+        self.float_wallet.encode_to(w);
+        self.status.encode_to(w);
+        self.quota.encode_to(w);
+        self.issued.encode_to(w);
+    }
+}
+
+impl Decode for Bank {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Bank {
+            id: BankId::decode_from(r)?,
+            name: decode_string(r, MAX_BANK_NAME_BYTES, "bank name")?,
+            admin_key: PublicKey::decode_from(r)?,
+            validator_key: PublicKey::decode_from(r)?,
+            float_wallet: WalletId::decode_from(r)?,
+            status: BankStatus::decode_from(r)?,
+            quota: Amount::decode_from(r)?,
+            issued: Amount::decode_from(r)?,
+        })
+    }
+}
+
+/// Encodes an ordered map as a count and its values (each value carries its key).
+fn encode_map<K, V: Encode>(w: &mut Writer, map: &BTreeMap<K, V>) {
+    w.count(map.len());
+    for v in map.values() {
+        v.encode_to(w);
+    }
+}
+
+/// Decodes values into an ordered map, requiring strictly increasing keys (canonical form).
+fn decode_map<K: Ord + Copy, V: Decode>(
+    r: &mut Reader<'_>,
+    min_bytes: usize,
+    what: &'static str,
+    key: impl Fn(&V) -> K,
+) -> Result<BTreeMap<K, V>, DecodeError> {
+    let n = r.count(MAX_ENTRIES, min_bytes, what)?;
+    let mut map = BTreeMap::new();
+    for _ in 0..n {
+        let v = V::decode_from(r)?;
+        let k = key(&v);
+        if map.last_key_value().is_some_and(|(last, _)| *last >= k) {
+            return Err(DecodeError::InvalidValue(what));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+impl Encode for State {
+    fn encode_to(&self, w: &mut Writer) {
+        w.var_bytes(self.chain_id.as_bytes());
+        self.policy.encode_to(w);
+        self.supply.minted.encode_to(w);
+        self.supply.burned.encode_to(w);
+        encode_map(w, &self.banks);
+        encode_map(w, &self.wallets);
+        w.count(self.holders.len());
+        for (holder_ref, h) in &self.holders {
+            holder_ref.encode_to(w);
+            h.holdings.encode_to(w);
+            w.u64(h.outflow_day);
+            h.outflow.encode_to(w);
+        }
+        w.count(self.recent.len());
+        for (id, recent) in &self.recent {
+            id.encode_to(w);
+            w.fixed(&recent.digest);
+            w.u64(recent.expiry_height);
+        }
+    }
+}
+
+impl Decode for State {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let chain_id = decode_string(r, MAX_CHAIN_ID_BYTES, "chain id")?;
+        let policy = Policy::decode_from(r)?;
+        let supply = Supply { minted: Amount::decode_from(r)?, burned: Amount::decode_from(r)? };
+        // Minimum encoded sizes: a bank is 105 bytes plus its name, a wallet exactly 96.
+        let banks = decode_map(r, 105, "banks", |b: &Bank| b.id)?;
+        let wallets = decode_map(r, 96, "wallets", |w: &Wallet| w.id)?;
+        let n = r.count(MAX_ENTRIES, 56, "holders")?;
+        let mut holders = BTreeMap::new();
+        for _ in 0..n {
+            let holder_ref = HolderRef::decode_from(r)?;
+            let holder = Holder {
+                holdings: Amount::decode_from(r)?,
+                outflow_day: r.u64("outflow day")?,
+                outflow: Amount::decode_from(r)?,
+            };
+            if holders.last_key_value().is_some_and(|(last, _)| *last >= holder_ref) {
+                return Err(DecodeError::InvalidValue("holders"));
+            }
+            holders.insert(holder_ref, holder);
+        }
+        let n = r.count(MAX_ENTRIES, 56, "recent transactions")?;
+        let mut recent = BTreeMap::new();
+        let mut expiries = BTreeSet::new();
+        for _ in 0..n {
+            let id = TxId::decode_from(r)?;
+            let entry =
+                RecentTx { digest: r.array::<32>("digest")?, expiry_height: r.u64("expiry")? };
+            if recent.last_key_value().is_some_and(|(last, _)| *last >= id) {
+                return Err(DecodeError::InvalidValue("recent transactions"));
+            }
+            expiries.insert((entry.expiry_height, id));
+            recent.insert(id, entry);
+        }
+        Ok(State { chain_id, policy, banks, wallets, holders, supply, recent, expiries })
+    }
+}

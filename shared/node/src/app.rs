@@ -1,0 +1,900 @@
+//! The consensus application: the glue between Commonware simplex and the ledger.
+//!
+//! # Protocol
+//! Simplex orders 32-byte digests; this actor gives them meaning. Each digest is the hash of a
+//! ledger block header.
+//! - `propose(context)`: build a block on the context's parent (the finalized tip, or a block
+//!   this node has verified) from the mempool, remember it, answer its digest. The full block goes
+//!   to every peer on the `BLOCKS` channel when simplex asks the relay to broadcast it.
+//! - `verify(context, digest)`: once the block and its parent's state are known, re-execute it
+//!   with the ledger (every signature, limit and the state commitment) and check that its parent is
+//!   the context's parent and its proposer is the round's leader. Until then the answer stays
+//!   pending: `false` is only ever a permanent verdict.
+//! - A finalization (the only finality) names a digest. The actor walks parent hashes from it back
+//!   to its finalized tip, fetching any block it lacks from peers (`SYNC` channel), then applies
+//!   the blocks in height order, each exactly once (keyed by height; repeated reports are
+//!   ignored), appending each to the block log with the certificate when it has one.
+//!
+//! # Invariants
+//! - The finalized ledger only ever advances by `Ledger::check_block` of the next block whose
+//!   hash lies on a certified path; a finalized block that fails to apply means a quorum signed an
+//!   invalid block, which breaks the BFT assumption: the node stops rather than diverge.
+//! - A block is durable in the block log before the finalized ledger moves past it; a failed
+//!   durable write is fatal.
+//! - Everything held is bounded: known candidate blocks, waiting verifications, pending
+//!   finality targets, the mempool, evidence.
+//!
+//! # Failure behaviour
+//! Bytes from peers that do not decode, or blocks that do not verify, are dropped (and a bad
+//! proposal is voted against). A crash loses nothing finalized: on restart the ledger is rebuilt
+//! from the newest snapshot and the block log, and the engine from its journal.
+//!
+//! # Test hook
+//! With the test-only feature `byzantine`, a `ProposalTamper` may replace this node's own
+//! proposals (a byzantine proposer for simulations). Nothing else changes; production builds never
+//! enable the feature.
+
+use crate::mempool::{Mempool, MempoolError};
+use crate::wire::{self, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE_BYTES, SyncMessage, Want};
+use cbdc_ledger::codec::{Decode, Encode};
+use cbdc_ledger::{Block, BlockContext, Digest, Ledger, PublicKey, Rejection, SignedTransaction};
+use cbdc_store::{Store, commit_block};
+use commonware_actor::Feedback;
+use commonware_consensus::simplex::types::{Activity, Attributable, Context};
+use commonware_consensus::simplex::{Plan, scheme::ed25519::Scheme};
+use commonware_consensus::types::Round;
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_cryptography::{ed25519, sha256};
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::{Clock, Spawner};
+use commonware_utils::channel::fallible::OneshotExt;
+use commonware_utils::channel::{mpsc, oneshot, watch};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+use tracing::{debug, info, warn};
+
+/// The digest simplex orders.
+pub type ConsensusDigest = sha256::Digest;
+/// Consensus identity of a validator.
+pub type ValidatorKey = ed25519::PublicKey;
+type Ctx = Context<ConsensusDigest, ValidatorKey>;
+
+/// Candidate blocks held at once (proposed, received or fetched, not yet finalized).
+const MAX_KNOWN_BLOCKS: usize = 4_096;
+/// Verifications waiting for a block or its parent.
+const MAX_WAITING: usize = 1_024;
+/// Finalized digests waiting for their blocks.
+const MAX_TARGETS: usize = 1_024;
+/// Verification fetches missing ancestors only for proposals this close to the finalized tip.
+const VERIFY_FETCH_DEPTH: u64 = 32;
+/// Missing blocks tracked at once (for verification, and request throttling).
+const MAX_WANTED: usize = 256;
+/// Evidence records kept in memory.
+const MAX_EVIDENCE: usize = 1_024;
+/// How often missing blocks are asked for again.
+const SYNC_RETRY: Duration = Duration::from_millis(500);
+/// Capacity of the actor's mailbox.
+pub const MAILBOX_SIZE: usize = 4_096;
+
+/// Settings of the application actor.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// This validator's consensus key, as the ledger names it.
+    pub me: PublicKey,
+    /// Most transactions a proposal takes from the mempool.
+    pub max_block_txs: usize,
+    /// A snapshot of the ledger every this many blocks.
+    pub snapshot_every: u64,
+    /// The other validators, asked in turn for ranges of blocks when catching up.
+    pub peers: Vec<ValidatorKey>,
+    /// Test-only: rewrites this node's proposals (see [`ProposalTamper`]).
+    #[cfg(feature = "byzantine")]
+    pub proposal_tamper: Option<ProposalTamper>,
+}
+
+// --- Byzantine test hook (feature `byzantine`, never in a production build) -------------------
+
+/// Test-only (feature `byzantine`): turns this validator into a byzantine proposer.
+///
+/// Called with the parent ledger and the honest block this node just built on it; a returned
+/// block is proposed and broadcast instead. The node keeps the honest block's post-state for it,
+/// so it believes (and votes for) its own crafted block; honest validators must catch it in
+/// `verify`. Only the proposal path is touched: votes, verification and finality stay honest.
+#[cfg(feature = "byzantine")]
+#[derive(Clone)]
+pub struct ProposalTamper(Arc<CraftProposal>);
+
+#[cfg(feature = "byzantine")]
+type CraftProposal = dyn Fn(&Ledger, &Block) -> Option<Block> + Send + Sync;
+
+#[cfg(feature = "byzantine")]
+impl ProposalTamper {
+    /// `craft(parent, honest)` answers the block to propose instead, or `None` to stay honest.
+    pub fn new(craft: impl Fn(&Ledger, &Block) -> Option<Block> + Send + Sync + 'static) -> Self {
+        ProposalTamper(Arc::new(craft))
+    }
+}
+
+#[cfg(feature = "byzantine")]
+impl std::fmt::Debug for ProposalTamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProposalTamper")
+    }
+}
+
+#[cfg(feature = "byzantine")]
+fn tampered(
+    tamper: Option<&ProposalTamper>,
+    parent: &Ledger,
+    built: cbdc_ledger::BuiltBlock,
+) -> cbdc_ledger::BuiltBlock {
+    match tamper.and_then(|t| (t.0)(parent, &built.block)) {
+        Some(block) => cbdc_ledger::BuiltBlock { block, ..built },
+        None => built,
+    }
+}
+
+// --- End of the byzantine test hook -----------------------------------------------------------
+
+/// What the node reports about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub height: u64,
+    pub tip_hash: Digest,
+    pub state_root: Digest,
+    pub mempool: usize,
+    pub finalized_transactions: u64,
+    /// Equivocation evidence seen (conflicting votes signed by one validator).
+    pub evidence: u64,
+    /// Outstanding supply at the finalized tip, in minor units.
+    pub supply_outstanding_minor: u64,
+    /// Block time of the finalized tip (ms since the Unix epoch).
+    pub tip_timestamp_ms: u64,
+}
+
+/// Signed evidence of a misbehaving validator, as reported by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// `conflicting_notarize`, `conflicting_finalize` or `nullify_finalize`.
+    pub kind: &'static str,
+    pub validator: PublicKey,
+    pub view: u64,
+    /// The engine's encoding of the two conflicting signed messages.
+    pub proof: Vec<u8>,
+}
+
+/// Why a submitted transaction was not accepted into the mempool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    #[error("the node is shutting down")]
+    Closed,
+}
+
+pub(crate) enum Message {
+    Propose { context: Ctx, response: oneshot::Sender<ConsensusDigest> },
+    Verify { context: Ctx, payload: ConsensusDigest, response: oneshot::Sender<bool> },
+    Broadcast { payload: ConsensusDigest, recipients: Recipients<ValidatorKey> },
+    Finalized { payload: ConsensusDigest, certificate: Vec<u8> },
+    Evidence(Evidence),
+    Submit { tx: Box<SignedTransaction>, response: oneshot::Sender<Result<(), SubmitError>> },
+    Evidences { response: oneshot::Sender<Vec<Evidence>> },
+}
+
+/// The handle consensus and services use to reach the actor.
+#[derive(Clone, Debug)]
+pub struct Mailbox {
+    sender: mpsc::Sender<Message>,
+    /// Validators in the engine's participant order (to name who a signer index is).
+    participants: Arc<Vec<PublicKey>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message")
+    }
+}
+
+impl Mailbox {
+    /// Submits a transaction to this node's mempool (and gossips it to peers).
+    pub async fn submit(&self, tx: SignedTransaction) -> Result<(), SubmitError> {
+        let (response, receiver) = oneshot::channel();
+        let msg = Message::Submit { tx: Box::new(tx), response };
+        self.sender.send(msg).await.map_err(|_| SubmitError::Closed)?;
+        receiver.await.unwrap_or(Err(SubmitError::Closed))
+    }
+
+    /// Evidence of equivocation seen so far.
+    pub async fn evidence_seen(&self) -> Vec<Evidence> {
+        let (response, receiver) = oneshot::channel();
+        if self.sender.send(Message::Evidences { response }).await.is_err() {
+            return Vec::new();
+        }
+        receiver.await.unwrap_or_default()
+    }
+
+    fn try_send(&self, msg: Message) -> Feedback {
+        match self.sender.try_send(msg) {
+            Ok(()) => Feedback::Ok,
+            Err(mpsc::error::TrySendError::Full(_)) => Feedback::Backoff,
+            Err(mpsc::error::TrySendError::Closed(_)) => Feedback::Closed,
+        }
+    }
+}
+
+impl Automaton for Mailbox {
+    type Context = Ctx;
+    type Digest = ConsensusDigest;
+
+    async fn propose(&mut self, context: Ctx) -> oneshot::Receiver<ConsensusDigest> {
+        let (response, receiver) = oneshot::channel();
+        // If the actor is gone the receiver closes, which declines the proposal.
+        let _ = self.sender.send(Message::Propose { context, response }).await;
+        receiver
+    }
+
+    async fn verify(&mut self, context: Ctx, payload: ConsensusDigest) -> oneshot::Receiver<bool> {
+        let (response, receiver) = oneshot::channel();
+        let _ = self.sender.send(Message::Verify { context, payload, response }).await;
+        receiver
+    }
+}
+
+impl CertifiableAutomaton for Mailbox {}
+
+impl Relay for Mailbox {
+    type Digest = ConsensusDigest;
+    type PublicKey = ValidatorKey;
+    type Plan = Plan<ValidatorKey>;
+
+    fn broadcast(&mut self, payload: ConsensusDigest, plan: Plan<ValidatorKey>) -> Feedback {
+        let recipients = match plan {
+            Plan::Propose { .. } => Recipients::All,
+            Plan::Forward { recipients, .. } => recipients,
+            // Candidates are only sent with their proposal (no handoff proposals are made).
+            _ => return Feedback::Ok,
+        };
+        self.try_send(Message::Broadcast { payload, recipients })
+    }
+}
+
+impl Reporter for Mailbox {
+    type Activity = Activity<Scheme, ConsensusDigest>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        use commonware_codec::Encode as _;
+        match activity {
+            Activity::Finalization(f) => {
+                let certificate = f.encode().to_vec();
+                // A finalization dropped under backpressure is recovered by the next one: the
+                // actor walks back to its tip along parent hashes.
+                self.try_send(Message::Finalized { payload: f.proposal.payload, certificate })
+            }
+            Activity::ConflictingNotarize(e) => self.report_evidence("conflicting_notarize", &e),
+            Activity::ConflictingFinalize(e) => self.report_evidence("conflicting_finalize", &e),
+            Activity::NullifyFinalize(e) => self.report_evidence("nullify_finalize", &e),
+            _ => Feedback::Ok,
+        }
+    }
+}
+
+impl Mailbox {
+    fn report_evidence<E>(&self, kind: &'static str, e: &E) -> Feedback
+    where
+        E: commonware_codec::Encode + commonware_consensus::Viewable + Attributable,
+    {
+        let index = usize::try_from(e.signer().get()).unwrap_or(usize::MAX);
+        let Some(validator) = self.participants.get(index).copied() else {
+            return Feedback::Ok;
+        };
+        let evidence =
+            Evidence { kind, validator, view: e.view().get(), proof: e.encode().to_vec() };
+        self.try_send(Message::Evidence(evidence))
+    }
+}
+
+/// Creates the mailbox and its receiving end; `participants` in the engine's order.
+pub(crate) fn mailbox(participants: Vec<PublicKey>) -> (Mailbox, mpsc::Receiver<Message>) {
+    let (sender, receiver) = mpsc::channel(MAILBOX_SIZE);
+    (Mailbox { sender, participants: Arc::new(participants) }, receiver)
+}
+
+/// A block this node knows but has not finalized; `after` is the ledger after it once verified.
+struct Known {
+    block: Arc<Block>,
+    after: Option<Ledger>,
+}
+
+/// The node's own p2p channels.
+pub struct Channels<S, R> {
+    pub blocks: (S, R),
+    pub txs: (S, R),
+    pub sync: (S, R),
+}
+
+impl<S, R> std::fmt::Debug for Channels<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Channels")
+    }
+}
+
+/// The application actor. Owns the finalized ledger, candidate blocks, mempool and block log.
+pub(crate) struct Actor<E, S, R> {
+    context: E,
+    cfg: AppConfig,
+    mailbox: mpsc::Receiver<Message>,
+    store: Store,
+    finalized: Ledger,
+    known: BTreeMap<Digest, Known>,
+    waiting: Vec<(Ctx, ConsensusDigest, oneshot::Sender<bool>)>,
+    /// Certified digests not yet applied, with their certificates.
+    targets: BTreeMap<Digest, Vec<u8>>,
+    recent_final: VecDeque<Digest>,
+    mempool: Mempool,
+    evidence: Vec<Evidence>,
+    status: watch::Sender<NodeStatus>,
+    next_request: u64,
+    /// When each missing block was last asked for (throttles requests; bounded).
+    requested: BTreeMap<Digest, std::time::SystemTime>,
+    /// Blocks a pending verification needs (a proposal or an unfinalized ancestor; bounded).
+    wanted: BTreeMap<Digest, Option<u64>>,
+    /// When each range of heights was last asked for (bounded).
+    requested_ranges: BTreeMap<u64, std::time::SystemTime>,
+    next_peer: usize,
+    finalized_transactions: u64,
+    net: Option<Channels<S, R>>,
+}
+
+fn digest_of(d: &ConsensusDigest) -> Digest {
+    d.0
+}
+
+fn ms(context: &impl Clock) -> u64 {
+    let since = context.current().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<E, S, R> Actor<E, S, R>
+where
+    E: Clock + Spawner,
+    S: Sender<PublicKey = ValidatorKey>,
+    R: Receiver<PublicKey = ValidatorKey>,
+{
+    pub(crate) fn new(
+        context: E,
+        cfg: AppConfig,
+        mailbox: mpsc::Receiver<Message>,
+        store: Store,
+        finalized: Ledger,
+        mempool: Mempool,
+        net: Channels<S, R>,
+    ) -> (Self, watch::Receiver<NodeStatus>) {
+        let (status, status_rx) = watch::channel(NodeStatus::default());
+        let actor = Actor {
+            context,
+            cfg,
+            mailbox,
+            store,
+            finalized,
+            known: BTreeMap::new(),
+            waiting: Vec::new(),
+            targets: BTreeMap::new(),
+            recent_final: VecDeque::new(),
+            mempool,
+            evidence: Vec::new(),
+            status,
+            next_request: 0,
+            requested: BTreeMap::new(),
+            wanted: BTreeMap::new(),
+            requested_ranges: BTreeMap::new(),
+            next_peer: 0,
+            finalized_transactions: 0,
+            net: Some(net),
+        };
+        actor.publish();
+        (actor, status_rx)
+    }
+
+    fn publish(&self) {
+        let tip = self.finalized.tip();
+        self.status.send_replace(NodeStatus {
+            height: tip.height,
+            tip_hash: tip.hash,
+            state_root: self.finalized.state_root(),
+            mempool: self.mempool.len(),
+            finalized_transactions: self.finalized_transactions,
+            evidence: self.evidence.len() as u64,
+            supply_outstanding_minor: self.finalized.state().supply().outstanding().minor(),
+            tip_timestamp_ms: tip.timestamp_ms,
+        });
+    }
+
+    /// Runs until the mailbox closes (the engine and every handle are gone).
+    pub(crate) async fn run(mut self) {
+        let Some(net) = self.net.take() else { return };
+        let Channels {
+            blocks: (mut blocks_tx, mut blocks_rx),
+            txs: (mut txs_tx, mut txs_rx),
+            sync,
+        } = net;
+        let (mut sync_tx, mut sync_rx) = sync;
+        loop {
+            let retry = self.context.sleep(SYNC_RETRY);
+            commonware_macros::select! {
+                msg = self.mailbox.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.on_message(msg, &mut blocks_tx, &mut txs_tx, &mut sync_tx);
+                },
+                got = blocks_rx.recv() => {
+                    let Ok((_, bytes)) = got else { break };
+                    self.on_block_bytes(bytes.as_ref());
+                    self.advance(&mut sync_tx);
+                },
+                got = txs_rx.recv() => {
+                    let Ok((_, bytes)) = got else { break };
+                    if let Ok(txs) = wire::decode_txs(bytes.as_ref()) {
+                        for tx in txs {
+                            let _ = self.mempool.insert(tx);
+                        }
+                    }
+                },
+                got = sync_rx.recv() => {
+                    let Ok((peer, bytes)) = got else { break };
+                    self.on_sync(peer, bytes.as_ref(), &mut sync_tx);
+                },
+                _ = retry => {
+                    if !self.targets.is_empty() {
+                        self.advance(&mut sync_tx);
+                    }
+                    // Re-derive what pending verifications still need; stale wants drop out.
+                    self.wanted.clear();
+                    self.retry_waiting();
+                },
+            }
+            self.flush_wanted(&mut sync_tx);
+        }
+        info!("application actor stopped");
+    }
+
+    fn on_message(&mut self, msg: Message, blocks_tx: &mut S, txs_tx: &mut S, sync_tx: &mut S) {
+        match msg {
+            Message::Propose { context, response } => {
+                if let Some(digest) = self.propose(&context) {
+                    response.send_lossy(digest);
+                }
+            }
+            Message::Verify { context, payload, response } => {
+                self.verify_or_wait(context, payload, response);
+            }
+            Message::Broadcast { payload, recipients } => {
+                if let Some(known) = self.known.get(&digest_of(&payload)) {
+                    blocks_tx.send(recipients, known.block.encode(), false);
+                }
+            }
+            Message::Finalized { payload, certificate } => {
+                let d = digest_of(&payload);
+                if !self.recent_final.contains(&d) && self.targets.len() < MAX_TARGETS {
+                    self.targets.insert(d, certificate);
+                }
+                self.advance(sync_tx);
+            }
+            Message::Evidence(e) => {
+                warn!(kind = e.kind, validator = %e.validator, view = e.view, "equivocation evidence");
+                if self.evidence.len() < MAX_EVIDENCE && !self.evidence.contains(&e) {
+                    self.evidence.push(e);
+                    self.publish();
+                }
+            }
+            Message::Submit { tx, response } => {
+                let tx = *tx;
+                let result = self.mempool.insert(tx.clone()).map_err(SubmitError::from);
+                if result.is_ok() {
+                    txs_tx.send(Recipients::All, wire::encode_txs(&[tx]), false);
+                }
+                response.send_lossy(result);
+            }
+            Message::Evidences { response } => {
+                response.send_lossy(self.evidence.clone());
+            }
+        }
+    }
+
+    /// The ledger after the block with this hash, if this node has it.
+    fn ledger_at(&self, hash: &Digest) -> Option<&Ledger> {
+        if *hash == self.finalized.tip().hash {
+            return Some(&self.finalized);
+        }
+        self.known.get(hash).and_then(|k| k.after.as_ref())
+    }
+
+    fn want(&mut self, hash: Digest, height: Option<u64>) {
+        if self.wanted.len() < MAX_WANTED {
+            self.wanted.insert(hash, height);
+        }
+    }
+
+    /// Makes the ledger after block `hash` available: verifies its unfinalized ancestors in
+    /// order (a restarted node has lost its candidates, and the next proposal may build on a
+    /// notarized block it never saw). A missing block is recorded in `wanted`, to be fetched.
+    fn ensure_ledger(&mut self, hash: &Digest) -> bool {
+        let tip_height = self.finalized.height();
+        let mut path = Vec::new();
+        let mut cursor = *hash;
+        let mut child_height: Option<u64> = None;
+        while self.ledger_at(&cursor).is_none() {
+            let Some(known) = self.known.get(&cursor) else {
+                self.want(cursor, child_height.and_then(|h| h.checked_sub(1)));
+                return false;
+            };
+            child_height = Some(known.block.header.height);
+            if known.block.header.height <= tip_height || path.len() >= MAX_KNOWN_BLOCKS {
+                return false;
+            }
+            path.push(cursor);
+            cursor = known.block.header.parent_hash;
+        }
+        for h in path.into_iter().rev() {
+            let Some(block) = self.known.get(&h).map(|k| Arc::clone(&k.block)) else {
+                return false;
+            };
+            let Some(parent) = self.ledger_at(&block.header.parent_hash) else { return false };
+            match parent.check_block(&block) {
+                Ok((after, _)) => self.remember(Known { block, after: Some(after) }),
+                Err(error) => {
+                    warn!(height = block.header.height, %error, "an ancestor does not verify");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Asks peers for the blocks pending verifications need.
+    fn flush_wanted(&mut self, sync_tx: &mut S) {
+        if self.wanted.is_empty() {
+            return;
+        }
+        let tip = self.finalized.tip().hash;
+        let known = &self.known;
+        self.wanted.retain(|h, _| *h != tip && !known.contains_key(h));
+        let wanted: Vec<(Digest, Option<u64>)> =
+            self.wanted.iter().map(|(h, height)| (*h, *height)).collect();
+        for (hash, height) in wanted {
+            self.request(sync_tx, hash, height);
+        }
+    }
+
+    fn propose(&mut self, context: &Ctx) -> Option<ConsensusDigest> {
+        let parent_hash = digest_of(&context.parent.1);
+        self.ledger_at(&parent_hash)?;
+        let candidates = self.mempool.peek(self.cfg.max_block_txs);
+        let parent = self.ledger_at(&parent_hash)?;
+        let on_finalized = parent_hash == self.finalized.tip().hash;
+        let ctx = BlockContext { timestamp_ms: ms(&self.context), proposer: self.cfg.me };
+        let built = parent.build_block(ctx, &candidates);
+        #[cfg(feature = "byzantine")]
+        let built = tampered(self.cfg.proposal_tamper.as_ref(), parent, built);
+        if on_finalized {
+            // Rejected against the finalized state: tell no one, forget them (an already
+            // committed one is removed when its block is applied here).
+            let rejected: Vec<_> = candidates
+                .iter()
+                .zip(&built.outcomes)
+                .filter(|(_, o)| o.rejection().is_some_and(|r| r != Rejection::AlreadyCommitted))
+                .map(|(tx, _)| tx.body.id)
+                .collect();
+            self.mempool.remove(&rejected);
+        }
+        let hash = built.block.hash();
+        debug!(
+            height = built.block.header.height,
+            txs = built.block.transactions.len(),
+            "proposed"
+        );
+        self.remember(Known { block: Arc::new(built.block), after: Some(built.ledger) });
+        Some(sha256::Digest(hash))
+    }
+
+    fn remember(&mut self, known: Known) {
+        let hash = known.block.hash();
+        if self.known.len() >= MAX_KNOWN_BLOCKS && !self.known.contains_key(&hash) {
+            return;
+        }
+        match self.known.get_mut(&hash) {
+            Some(existing) if existing.after.is_none() => existing.after = known.after,
+            Some(_) => {}
+            None => {
+                self.known.insert(hash, known);
+            }
+        }
+    }
+
+    /// Verdict for a proposal, or `None` while the block or its parent state is missing.
+    fn verdict(&mut self, context: &Ctx, payload: &ConsensusDigest) -> Option<bool> {
+        let hash = digest_of(payload);
+        let Some(known) = self.known.get(&hash) else {
+            self.want(hash, None);
+            return None;
+        };
+        let block = Arc::clone(&known.block);
+        if block.header.parent_hash != digest_of(&context.parent.1) {
+            return Some(false);
+        }
+        if block.header.proposer.0.as_slice() != context.leader.as_ref() {
+            return Some(false);
+        }
+        if known.after.is_some() {
+            return Some(true);
+        }
+        if block.header.height <= self.finalized.height() {
+            return Some(false);
+        }
+        // Far behind, the node is catching up: the finality path fetches the gap in ranges.
+        // Verification only fetches the few unfinalized ancestors a proposal can build on.
+        if block.header.height > self.finalized.height().saturating_add(VERIFY_FETCH_DEPTH) {
+            return None;
+        }
+        if !self.ensure_ledger(&block.header.parent_hash) {
+            return None;
+        }
+        let parent = self.ledger_at(&block.header.parent_hash)?;
+        match parent.check_block(&block) {
+            Ok((after, _)) => {
+                self.remember(Known { block, after: Some(after) });
+                Some(true)
+            }
+            Err(error) => {
+                warn!(height = block.header.height, %error, "rejecting an invalid proposal");
+                Some(false)
+            }
+        }
+    }
+
+    fn verify_or_wait(
+        &mut self,
+        context: Ctx,
+        payload: ConsensusDigest,
+        response: oneshot::Sender<bool>,
+    ) {
+        match self.verdict(&context, &payload) {
+            Some(v) => {
+                response.send_lossy(v);
+            }
+            None if self.waiting.len() < MAX_WAITING => {
+                self.waiting.push((context, payload, response));
+            }
+            // Over the bound the request is dropped: consensus times the view out.
+            None => {}
+        }
+    }
+
+    fn retry_waiting(&mut self) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for (context, payload, response) in waiting {
+            if response.is_closed() {
+                continue;
+            }
+            self.verify_or_wait(context, payload, response);
+        }
+    }
+
+    fn on_block_bytes(&mut self, bytes: &[u8]) {
+        let Ok(block) = Block::decode(bytes) else {
+            debug!("dropping a block that does not decode");
+            return;
+        };
+        if block.header.height <= self.finalized.height() {
+            return;
+        }
+        self.remember(Known { block: Arc::new(block), after: None });
+        self.retry_waiting();
+    }
+
+    /// Applies every certified block whose path to the tip is complete; asks peers for the rest.
+    fn advance(&mut self, sync_tx: &mut S) {
+        loop {
+            let mut progressed = false;
+            let targets: Vec<Digest> = self.targets.keys().copied().collect();
+            for target in targets {
+                match self.path_to_tip(&target) {
+                    Ok(path) => {
+                        let certificate = self.targets.remove(&target);
+                        self.apply_path(&path, &target, certificate);
+                        progressed = true;
+                        break;
+                    }
+                    Err(Missing::Stale) => {
+                        self.targets.remove(&target);
+                    }
+                    Err(Missing::Block { hash, height }) => {
+                        self.request(sync_tx, hash, height);
+                        break;
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.retry_waiting();
+        self.publish();
+    }
+
+    /// Hashes from the block after the finalized tip up to `target`, or what is missing.
+    fn path_to_tip(&self, target: &Digest) -> Result<Vec<Digest>, Missing> {
+        let tip = self.finalized.tip();
+        let mut path = Vec::new();
+        let mut cursor = *target;
+        let mut child_height: Option<u64> = None;
+        loop {
+            if cursor == tip.hash {
+                path.reverse();
+                return Ok(path);
+            }
+            let Some(known) = self.known.get(&cursor) else {
+                if path.is_empty() && self.recent_final.contains(&cursor) {
+                    return Err(Missing::Stale);
+                }
+                let height = child_height.and_then(|h| h.checked_sub(1));
+                return Err(Missing::Block { hash: cursor, height });
+            };
+            if known.block.header.height <= tip.height {
+                // A certified block at or below our tip that is not on our chain cannot happen
+                // with an honest quorum; an old target is simply stale.
+                return Err(Missing::Stale);
+            }
+            path.push(cursor);
+            child_height = Some(known.block.header.height);
+            cursor = known.block.header.parent_hash;
+        }
+    }
+
+    /// Asks peers for a missing block: by digest from everyone, and the heights just below it
+    /// from one peer in turn. At most one request per missing block per [`SYNC_RETRY`].
+    fn request(&mut self, sync_tx: &mut S, hash: Digest, height: Option<u64>) {
+        let now = self.context.current();
+        if throttled(&mut self.requested, hash, now) {
+            self.next_request = self.next_request.wrapping_add(1);
+            let msg = SyncMessage::Request { id: self.next_request, want: Want::Digest(hash) };
+            sync_tx.send(Recipients::All, msg.encode(), false);
+        }
+        let Some(height) = height else { return };
+        let tip = self.finalized.height();
+        let count = u64::from(MAX_SYNC_BLOCKS);
+        let from = height.saturating_add(1).saturating_sub(count).max(tip.saturating_add(1));
+        let count = u16::try_from(height.saturating_add(1).saturating_sub(from).min(count))
+            .unwrap_or(MAX_SYNC_BLOCKS);
+        if count == 0
+            || self.cfg.peers.is_empty()
+            || !throttled(&mut self.requested_ranges, from, now)
+        {
+            return;
+        }
+        self.next_peer = self.next_peer.wrapping_add(1);
+        let peer = self.cfg.peers.get(self.next_peer % self.cfg.peers.len()).cloned();
+        if let Some(peer) = peer {
+            self.next_request = self.next_request.wrapping_add(1);
+            let want = Want::Heights { from, count };
+            let msg = SyncMessage::Request { id: self.next_request, want };
+            sync_tx.send(Recipients::One(peer), msg.encode(), false);
+        }
+    }
+
+    fn apply_path(&mut self, path: &[Digest], target: &Digest, certificate: Option<Vec<u8>>) {
+        for hash in path {
+            let Some(known) = self.known.remove(hash) else {
+                unreachable!("path blocks are known");
+            };
+            let after = match known.after {
+                Some(after) if known.block.header.parent_hash == self.finalized.tip().hash => after,
+                _ => match self.finalized.check_block(&known.block) {
+                    Ok((after, _)) => after,
+                    Err(error) => panic!(
+                        "finalized block {} does not apply ({error}): a quorum certified an \
+                         invalid block or this node's state is corrupt; stopping",
+                        known.block.header.height
+                    ),
+                },
+            };
+            let cert = if hash == target { certificate.as_deref() } else { None };
+            if let Err(error) =
+                commit_block(&mut self.store, &after, &known.block, cert, self.cfg.snapshot_every)
+            {
+                panic!("failed to persist finalized block {}: {error}", known.block.header.height);
+            }
+            let ids: Vec<_> = known.block.transactions.iter().map(|t| t.body.id).collect();
+            self.mempool.remove(&ids);
+            self.finalized_transactions =
+                self.finalized_transactions.saturating_add(ids.len() as u64);
+            self.finalized = after;
+            self.recent_final.push_back(*hash);
+            if self.recent_final.len() > MAX_TARGETS {
+                self.recent_final.pop_front();
+            }
+            debug!(height = known.block.header.height, txs = ids.len(), "finalized");
+        }
+        let height = self.finalized.height();
+        self.known.retain(|_, k| k.block.header.height > height);
+    }
+
+    fn on_sync(&mut self, peer: ValidatorKey, bytes: &[u8], sync_tx: &mut S) {
+        match SyncMessage::decode(bytes) {
+            Ok(SyncMessage::Request { id, want }) => {
+                let blocks = self.serve(want);
+                if !blocks.is_empty() {
+                    let msg = SyncMessage::Response { id, blocks };
+                    sync_tx.send(Recipients::One(peer), msg.encode(), false);
+                }
+            }
+            Ok(SyncMessage::Response { blocks, .. }) => {
+                for bytes in blocks {
+                    self.on_block_bytes(&bytes);
+                }
+                self.advance(sync_tx);
+            }
+            Err(_) => debug!("dropping a sync message that does not decode"),
+        }
+    }
+
+    fn serve(&mut self, want: Want) -> Vec<Vec<u8>> {
+        match want {
+            Want::Digest(hash) => {
+                if let Some(k) = self.known.get(&hash) {
+                    return vec![k.block.encode()];
+                }
+                match self.store.block_by_hash(&hash) {
+                    Ok(Some(b)) => vec![b.block],
+                    _ => Vec::new(),
+                }
+            }
+            Want::Heights { from, count } => {
+                let stored = self.store.blocks_from(from, u32::from(count)).unwrap_or_default();
+                let mut out = Vec::new();
+                let mut bytes = 0usize;
+                for b in stored {
+                    bytes = bytes.saturating_add(b.block.len());
+                    if !out.is_empty() && bytes > MAX_SYNC_RESPONSE_BYTES {
+                        break;
+                    }
+                    out.push(b.block);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Records a request for `key` and says whether it may go out now: at most once per
+/// [`SYNC_RETRY`] per key; the map is bounded by [`MAX_WANTED`].
+fn throttled<K: Ord>(
+    sent: &mut BTreeMap<K, std::time::SystemTime>,
+    key: K,
+    now: std::time::SystemTime,
+) -> bool {
+    let recent =
+        |at: &std::time::SystemTime| now.duration_since(*at).unwrap_or_default() < SYNC_RETRY;
+    if sent.get(&key).is_some_and(recent) {
+        return false;
+    }
+    if sent.len() >= MAX_WANTED {
+        sent.retain(|_, at| recent(at));
+    }
+    if sent.len() < MAX_WANTED {
+        sent.insert(key, now);
+    }
+    true
+}
+
+enum Missing {
+    /// A target at or below the tip: nothing to do.
+    Stale,
+    /// This block is needed; its height when a known child tells it.
+    Block { hash: Digest, height: Option<u64> },
+}
+
+/// The round a context belongs to (for logs).
+pub fn round_of(context: &Ctx) -> Round {
+    context.round
+}

@@ -1,0 +1,19 @@
+//! The replicated node: Commonware simplex BFT consensus over the ledger, a bounded mempool, block
+//! dissemination and catch-up on authenticated p2p channels, and the block log.
+//!
+//! The engine is kept behind this crate's small interface — submit a transaction
+//! ([`Mailbox::submit`]), watch finalized progress ([`NodeStatus`]), start a validator
+//! ([`start`]) — so the services never touch Commonware types and the engine could be swapped.
+//! The protocol between consensus and the ledger is documented in [`app`].
+
+pub mod app;
+pub mod mempool;
+pub mod node;
+pub mod wire;
+
+pub use app::{Channels, Evidence, Mailbox, NodeStatus, SubmitError, ValidatorKey};
+pub use mempool::{Mempool, MempoolError, MempoolLimits};
+pub use node::{
+    ConsensusChannels, NodeConfig, NodeError, NodeHandle, Timeouts, namespace, participants, start,
+    validator_key,
+};

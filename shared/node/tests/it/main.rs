@@ -1,0 +1,5 @@
+//! Integration tests of the replicated node.
+
+mod byzantine;
+mod common;
+mod simulation;

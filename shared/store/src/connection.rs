@@ -1,0 +1,261 @@
+//! One connection type over both backends, opening it, migrating it, and write transactions.
+//!
+//! `AnyConnection` is a `diesel::MultiConnection`, so one schema and one set of queries serve
+//! SQLite and PostgreSQL. The few statements its common backend cannot express (`ON CONFLICT`
+//! upserts) go through [`on_backend!`], which runs the same query text on the concrete
+//! connection.
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::{Connection, PgConnection, QueryResult, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// How long a SQLite writer waits for another writer's lock before failing.
+pub(crate) const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Serialises concurrent migrators of one PostgreSQL database (the bytes of "cbdc").
+const POSTGRES_MIGRATION_LOCK: i64 = 0x6362_6463;
+
+/// The database behind a [`crate::Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(diesel::MultiConnection)]
+pub(crate) enum AnyConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Runs `$body` with `$conn` bound to the concrete connection inside `$any`.
+macro_rules! on_backend {
+    ($any:expr, $conn:ident => $body:expr) => {
+        match $any {
+            $crate::connection::AnyConnection::Sqlite($conn) => $body,
+            $crate::connection::AnyConnection::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Where a database URL points.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Target<'a> {
+    /// A file path, a `file:` URI or `:memory:`, as SQLite takes it.
+    Sqlite(&'a str),
+    /// The whole `postgres://` or `postgresql://` URL, as libpq takes it.
+    Postgres(&'a str),
+}
+
+/// `postgres://...` and `postgresql://...` are PostgreSQL; `sqlite://path`, `sqlite:path`, a
+/// plain path and `:memory:` are SQLite; any other `scheme://` is refused.
+pub(crate) fn parse_url(url: &str) -> Result<Target<'_>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(url));
+    }
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    if path.is_empty() {
+        return Err(StoreError::UnsupportedUrl { scheme: String::new() });
+    }
+    if let Some((scheme, _)) = path.split_once("://") {
+        // Only the scheme is reported: the rest may hold a password.
+        return Err(StoreError::UnsupportedUrl { scheme: scheme.to_owned() });
+    }
+    Ok(Target::Sqlite(path))
+}
+
+impl AnyConnection {
+    /// Connects, configures the session and applies every pending migration.
+    pub(crate) fn open(url: &str) -> Result<AnyConnection, StoreError> {
+        let mut conn = match parse_url(url)? {
+            Target::Sqlite(path) => AnyConnection::Sqlite(SqliteConnection::establish(path)?),
+            Target::Postgres(url) => AnyConnection::Postgres(PgConnection::establish(url)?),
+        };
+        conn.configure()?;
+        conn.migrate()?;
+        Ok(conn)
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            AnyConnection::Sqlite(_) => Backend::Sqlite,
+            AnyConnection::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn configure(&mut self) -> Result<(), StoreError> {
+        match self {
+            // busy_timeout first, so that switching to WAL also waits for other connections.
+            // synchronous=FULL: the block log is the durable truth, so a commit reaches the disk.
+            AnyConnection::Sqlite(conn) => conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                 PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;"
+            ))?,
+            // The server default, stated so that a server configured otherwise cannot lose a
+            // committed block on a crash.
+            AnyConnection::Postgres(conn) => conn.batch_execute("SET synchronous_commit = on;")?,
+        }
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        match self {
+            AnyConnection::Sqlite(conn) => {
+                conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(StoreError::Migration)?;
+            }
+            AnyConnection::Postgres(conn) => {
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({POSTGRES_MIGRATION_LOCK})"))?;
+                let migrated = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(drop);
+                conn.batch_execute(&format!(
+                    "SELECT pg_advisory_unlock({POSTGRES_MIGRATION_LOCK})"
+                ))?;
+                migrated.map_err(StoreError::Migration)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `write` in one transaction: committed if it returns `Ok`, rolled back otherwise.
+    ///
+    /// On SQLite the transaction begins `IMMEDIATE`, taking the write lock before the first read,
+    /// so a read-then-write never fails on a lock upgrade when another writer got in between.
+    pub(crate) fn write_transaction<T>(
+        &mut self,
+        write: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.begin_write()?;
+        // Mirrors diesel's `TransactionManager::transaction`, whose BEGIN cannot be chosen.
+        match write(self) {
+            Ok(value) => {
+                <AnyConnection as TransactionManager<AnyConnection>>::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(error) => {
+                match <AnyConnection as TransactionManager<AnyConnection>>::rollback_transaction(
+                    self,
+                ) {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                    Err(rollback_error) => Err(rollback_error.into()),
+                }
+            }
+        }
+    }
+
+    fn begin_write(&mut self) -> QueryResult<()> {
+        match self {
+            AnyConnection::Sqlite(conn) => {
+                AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")
+            }
+            AnyConnection::Postgres(conn) => AnsiTransactionManager::begin_transaction(conn),
+        }
+    }
+}
+
+/// Creates the PostgreSQL database a `postgres://` URL names, if it does not exist yet, by
+/// connecting to the server's `postgres` database. SQLite URLs need nothing (the file is created
+/// on open). The database name must be a plain identifier (letters, digits, `_`).
+pub fn ensure_database(url: &str) -> Result<(), StoreError> {
+    let Target::Postgres(url) = parse_url(url)? else { return Ok(()) };
+    let without_query = url.split('?').next().unwrap_or(url);
+    let Some((server, name)) = without_query.rsplit_once('/') else {
+        return Err(StoreError::UnsupportedUrl { scheme: "postgres".into() });
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(StoreError::UnsupportedUrl { scheme: "postgres (database name)".into() });
+    }
+    let mut admin = PgConnection::establish(&format!("{server}/postgres"))?;
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    use diesel::RunQueryDsl as _;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut admin)
+            .map_err(StoreError::from)?;
+    if !found.exists {
+        // The name was checked to be a plain identifier above, so quoting it is safe.
+        admin.batch_execute(&format!("CREATE DATABASE \"{name}\""))?;
+    }
+    Ok(())
+}
+
+/// Drops the PostgreSQL database a `postgres://` URL names, if it exists (tests and tooling).
+pub fn drop_database(url: &str) -> Result<(), StoreError> {
+    let Target::Postgres(url) = parse_url(url)? else { return Ok(()) };
+    let without_query = url.split('?').next().unwrap_or(url);
+    let Some((server, name)) = without_query.rsplit_once('/') else { return Ok(()) };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::UnsupportedUrl { scheme: "postgres (database name)".into() });
+    }
+    let mut admin = PgConnection::establish(&format!("{server}/postgres"))?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend() {
+        assert_eq!(parse_url("postgres://u@h/db").unwrap(), Target::Postgres("postgres://u@h/db"));
+        assert_eq!(parse_url("postgresql://h/db").unwrap(), Target::Postgres("postgresql://h/db"));
+        assert_eq!(parse_url("sqlite://data/node.db").unwrap(), Target::Sqlite("data/node.db"));
+        assert_eq!(parse_url("sqlite:///var/node.db").unwrap(), Target::Sqlite("/var/node.db"));
+        assert_eq!(parse_url("sqlite::memory:").unwrap(), Target::Sqlite(":memory:"));
+        assert_eq!(parse_url(":memory:").unwrap(), Target::Sqlite(":memory:"));
+        assert_eq!(parse_url("node.db").unwrap(), Target::Sqlite("node.db"));
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_without_echoing_the_url() {
+        let error = parse_url("mysql://root:secret@h/db").unwrap_err();
+        assert!(matches!(&error, StoreError::UnsupportedUrl { scheme } if scheme == "mysql"));
+        assert!(!error.to_string().contains("secret"));
+        assert!(matches!(parse_url(""), Err(StoreError::UnsupportedUrl { .. })));
+        assert!(matches!(parse_url("sqlite://"), Err(StoreError::UnsupportedUrl { .. })));
+    }
+
+    #[test]
+    fn sqlite_sessions_are_durable_wal_with_foreign_keys() {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::{BigInt, Text};
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = Text)]
+            journal_mode: String,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Flag {
+            #[diesel(sql_type = BigInt)]
+            value: i64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let mut any = AnyConnection::open(path.to_str().unwrap()).unwrap();
+        let AnyConnection::Sqlite(conn) = &mut any else { panic!("expected SQLite") };
+        let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(conn).unwrap();
+        assert_eq!(mode.journal_mode, "wal");
+        let flag = |conn: &mut SqliteConnection, pragma: &str, column: &str| -> i64 {
+            let sql = format!("SELECT {column} AS value FROM pragma_{pragma}");
+            diesel::sql_query(sql).get_result::<Flag>(conn).unwrap().value
+        };
+        assert_eq!(flag(conn, "foreign_keys", "foreign_keys"), 1);
+        assert_eq!(flag(conn, "synchronous", "synchronous"), 2, "FULL");
+        assert_eq!(flag(conn, "busy_timeout", "timeout"), i64::from(SQLITE_BUSY_TIMEOUT_MS));
+    }
+}

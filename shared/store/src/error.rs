@@ -1,0 +1,50 @@
+//! The one error type of the crate.
+
+/// Everything that can go wrong in a [`crate::Store`] call.
+///
+/// Messages never contain the database URL (it may carry a password).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported backend (`sqlite://`, a path, `:memory:`, `postgres://`).
+    #[error("unsupported database url scheme `{scheme}`")]
+    UnsupportedUrl { scheme: String },
+    /// Connecting, or configuring the new connection, failed.
+    #[error("cannot connect to the database")]
+    Connection(#[from] diesel::ConnectionError),
+    /// Applying the embedded migrations failed.
+    #[error("applying migrations failed: {0}")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A query failed.
+    #[error("database query failed")]
+    Query(#[from] diesel::result::Error),
+    /// A different block (by hash) is already stored at this height.
+    #[error("a different block is already stored at height {height}")]
+    ConflictingBlock { height: u64 },
+    /// The block is not the next one: the log would have a gap (or `got` is below the log).
+    #[error("block height gap: expected {expected}, got {got}")]
+    HeightGap { expected: u64, got: u64 },
+    /// The block's parent hash is not the hash of the stored block below it.
+    #[error("block {height} does not extend the stored block {}", height.saturating_sub(1))]
+    ParentMismatch { height: u64 },
+    /// `set_certificate` named a height with no stored block.
+    #[error("no stored block at height {height}")]
+    BlockNotFound { height: u64 },
+    /// A snapshot must follow a stored block.
+    #[error("snapshot at height {height} is ahead of the block log (last height {last_height})")]
+    SnapshotAheadOfLog { height: u64, last_height: u64 },
+    /// A different snapshot (by state root) is already stored at this height.
+    #[error("a different snapshot is already stored at height {height}")]
+    ConflictingSnapshot { height: u64 },
+    /// A value does not fit the fixed-width column it is written to.
+    #[error("{field} = {value} does not fit its column")]
+    ValueOutOfRange { field: &'static str, value: u64 },
+    /// A stored row does not decode (wrong-length hash, negative height, unknown code, ...).
+    #[error("corrupt row in {table}.{column}: {detail}")]
+    CorruptRow { table: &'static str, column: &'static str, detail: String },
+    /// A projection batch holds more rows of one kind than [`crate::ProjectionBatch`] allows.
+    #[error("projection batch has {len} {what}, more than the limit {max}")]
+    BatchTooLarge { what: &'static str, len: u64, max: u64 },
+    /// A projection batch is malformed (a duplicate wallet, an empty or long name, ...).
+    #[error("invalid projection batch: {reason}")]
+    InvalidBatch { reason: &'static str },
+}

@@ -1,0 +1,61 @@
+//! Durable storage of a CBDC node: the finalized block log, ledger snapshots and the SQL
+//! projections, over SQLite (the embedded default) or PostgreSQL, chosen by the database URL.
+//!
+//! # What this crate owns
+//! - The **block log** (`blocks`): one row per finalized block, heights 1, 2, 3, ... with no gap
+//!   (genesis is height 0 and is not stored). It is append-only: a block at an existing height is
+//!   accepted again only if it is the same block (consensus delivers at least once) and refused
+//!   with [`StoreError::ConflictingBlock`] otherwise. Each block must name the stored block below
+//!   it as its parent. This log, with its certificates, is the durable truth of the node.
+//! - **Snapshots** (`snapshots`): the encoded ledger state after some stored block. Only the
+//!   newest [`StoreOptions::snapshots_retained`] are kept, pruned in the same transaction.
+//! - **Projections** (`wallets`, `wallet_history`, `supply_by_height`, `projection_cursor`):
+//!   query tables derived from blocks, written once per block by [`Store::write_projection`] in
+//!   one transaction that also advances that projection's cursor.
+//! - [`recover`]: rebuilding the in-memory [`cbdc_ledger::Ledger`] from the newest snapshot plus
+//!   the blocks after it, and [`commit_block`], the write path that keeps that possible.
+//!
+//! # What it must never do
+//! - Decide anything about money: it stores what the ledger decided, byte for byte.
+//! - Panic on database contents: a row that does not decode is [`StoreError::CorruptRow`].
+//! - Be called from an async worker. Every call is **synchronous and blocking** (diesel over a
+//!   single connection); services own a [`Store`] on a dedicated thread (STYLE.md 18).
+//!
+//! # Durability
+//! SQLite runs in WAL mode with `synchronous=FULL`, `foreign_keys=ON` and a busy timeout; every
+//! write is one transaction (`BEGIN IMMEDIATE` on SQLite, so two writers queue instead of failing
+//! on a lock upgrade). A failed write is returned, never retried here: the caller treats a failed
+//! durable write as fatal (STYLE.md 10).
+//!
+//! # On disk
+//! All integers are fixed-width 64-bit (`BIGINT`, SQLite `INTEGER`) or small enums
+//! (`SMALLINT`); `u64` values convert with `i64::try_from` and fail with
+//! [`StoreError::ValueOutOfRange`]. Hashes are 32-byte and ids 16-byte blobs, checked by the
+//! schema on write and by this crate on read. Migrations (`migrations/sqlite`,
+//! `migrations/postgres` at the workspace root: the same tables in each dialect) are embedded
+//! and applied by [`Store::open`].
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod blocks;
+mod connection;
+mod convert;
+mod error;
+mod projection;
+mod recover;
+mod schema;
+mod snapshots;
+mod store;
+
+pub use blocks::{MAX_PAGE, StoredBlock};
+pub use connection::{Backend, drop_database, ensure_database};
+pub use error::StoreError;
+pub use projection::{
+    Direction, HistoryEntry, HistoryRow, MAX_HISTORY_PAGE, MAX_HOLDER_REF_BYTES,
+    MAX_PROJECTION_HISTORY_ROWS, MAX_PROJECTION_NAME_BYTES, MAX_PROJECTION_WALLETS,
+    ProjectionBatch, ProjectionOutcome, SupplyRow, WalletEntry, WalletRow,
+};
+pub use recover::{CommitOutcome, REPLAY_PAGE_BLOCKS, RecoverError, commit_block, recover};
+pub use snapshots::StoredSnapshot;
+pub use store::{Store, StoreOptions};

@@ -1,0 +1,75 @@
+//! The one diesel schema, for both backends. It mirrors `migrations/{sqlite,postgres}`: SQLite
+//! `INTEGER` columns are declared `BigInt` or `SmallInt` here, SQLite `BLOB` and PostgreSQL
+//! `BYTEA` are `Binary`.
+
+diesel::table! {
+    blocks (height) {
+        height -> BigInt,
+        hash -> Binary,
+        parent_hash -> Binary,
+        timestamp_ms -> BigInt,
+        block -> Binary,
+        certificate -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    snapshots (height) {
+        height -> BigInt,
+        state_root -> Binary,
+        data -> Binary,
+    }
+}
+
+diesel::table! {
+    wallets (wallet_id) {
+        wallet_id -> Binary,
+        bank_id -> BigInt,
+        class -> SmallInt,
+        tier -> SmallInt,
+        status -> SmallInt,
+        balance_minor -> BigInt,
+        holder_ref -> Nullable<Binary>,
+        updated_height -> BigInt,
+    }
+}
+
+diesel::table! {
+    wallet_history (id) {
+        id -> BigInt,
+        height -> BigInt,
+        tx_id -> Binary,
+        wallet_id -> Binary,
+        counterparty_wallet_id -> Nullable<Binary>,
+        amount_minor -> BigInt,
+        direction -> SmallInt,
+        kind -> SmallInt,
+        timestamp_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    supply_by_height (height) {
+        height -> BigInt,
+        minted_minor -> BigInt,
+        burned_minor -> BigInt,
+        outstanding_minor -> BigInt,
+        timestamp_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    projection_cursor (name) {
+        name -> Text,
+        height -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    blocks,
+    snapshots,
+    wallets,
+    wallet_history,
+    supply_by_height,
+    projection_cursor,
+);

@@ -1,0 +1,11 @@
+//! Integration tests of `cbdc-store`. Every scenario runs on SQLite (a fresh file) and on
+//! PostgreSQL (a fresh database) when `DATABASE_URL` is set; `CBDC_REQUIRE_POSTGRES=1` turns a
+//! missing `DATABASE_URL` into a failure.
+
+mod block_log;
+mod corruption;
+mod projection;
+mod recovery;
+mod reopen;
+mod snapshots;
+mod support;

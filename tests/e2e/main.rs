@@ -1,0 +1,5 @@
+//! End-to-end tests: real `central-bank` and `intermediary` processes on loopback, talking over
+//! authenticated p2p, each with its own database; transactions submitted over HTTP.
+
+mod harness;
+mod replication;
