@@ -99,6 +99,41 @@ impl Network {
         wait_healthy(self.nodes[i].http, Duration::from_secs(60))
     }
 
+    /// Copies every node's log to `$CBDC_E2E_LOG_DIR/<node>.log` when that variable is set
+    /// (the network's own directory is removed when the test ends).
+    pub fn save_logs(&self) {
+        let Ok(to) = std::env::var("CBDC_E2E_LOG_DIR") else { return };
+        let _ = std::fs::create_dir_all(&to);
+        for n in &self.nodes {
+            if let Some(dir) = n.config.parent() {
+                let _ = std::fs::copy(
+                    dir.join("node.log"),
+                    Path::new(&to).join(format!("{}.log", n.name)),
+                );
+            }
+            if let Ok((_, metrics)) = http_get(n.http, "/metrics") {
+                let _ = std::fs::write(Path::new(&to).join(format!("{}.metrics", n.name)), metrics);
+            }
+        }
+    }
+
+    /// The last `lines` lines of each listed node's log, for failure messages.
+    pub fn log_tails(&self, nodes: &[usize], lines: usize) -> String {
+        let mut out = String::new();
+        for &i in nodes {
+            let Some(dir) = self.nodes[i].config.parent() else { continue };
+            let text = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            out.push_str(&format!("---- node {i} ({}) log tail ----\n", self.nodes[i].name));
+            for line in tail {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     pub fn status(&self, i: usize) -> Result<Status> {
         let (code, body) = http_get(self.nodes[i].http, "/v1/status")?;
         if code != 200 {
@@ -133,7 +168,8 @@ impl Network {
                 return Ok(());
             }
             if start.elapsed() > limit {
-                bail!("timed out waiting for {what}: {statuses:?}");
+                self.save_logs();
+                bail!("timed out waiting for {what}: {statuses:?}\n{}", self.log_tails(nodes, 40));
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -281,6 +281,12 @@ impl Ledger {
         self.state.validators()
     }
 
+    /// The validator-set epoch of the next block: the number of committed admissions and
+    /// suspensions so far. A block that contains one is the last block of its epoch.
+    pub fn epoch(&self) -> u64 {
+        self.state.epoch
+    }
+
     fn next_env(&self, timestamp_ms: u64) -> BlockEnv {
         BlockEnv { height: self.tip.height.saturating_add(1), timestamp_ms }
     }

@@ -479,6 +479,7 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
             name,
             admin_key,
             validator_key,
+            endpoint,
             float_wallet,
             float_key,
             quota,
@@ -488,6 +489,9 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
             }
             if name.is_empty() || name.len() > crate::tx::MAX_BANK_NAME_BYTES as usize {
                 return Err(Rejection::InvalidBankName);
+            }
+            if !crate::tx::valid_endpoint(endpoint) {
+                return Err(Rejection::InvalidEndpoint);
             }
             if state.wallets.contains_key(float_wallet) {
                 return Err(Rejection::WalletExists);
@@ -502,6 +506,7 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
                     name: name.clone(),
                     admin_key: *admin_key,
                     validator_key: *validator_key,
+                    endpoint: endpoint.clone(),
                     float_wallet: *float_wallet,
                     status: BankStatus::Active,
                     quota: *quota,
@@ -511,6 +516,7 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
             state
                 .wallets
                 .insert(*float_wallet, float_wallet_record(*float_wallet, *bank, *float_key));
+            state.epoch = state.epoch.saturating_add(1);
             Ok(())
         }
         TxKind::SuspendBank { bank } => {
@@ -522,6 +528,7 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
                 return Err(Rejection::BankSuspended);
             }
             b.status = BankStatus::Suspended;
+            state.epoch = state.epoch.saturating_add(1);
             Ok(())
         }
         _ => Err(Rejection::WrongSigner),

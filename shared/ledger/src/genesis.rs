@@ -34,6 +34,8 @@ pub enum GenesisError {
     DuplicateBank(BankId),
     #[error("bank {0} has an empty or over-long name")]
     BankName(BankId),
+    #[error("bank {0} has an endpoint that is not a well-formed host:port")]
+    Endpoint(BankId),
 }
 
 /// A bank present from the start.
@@ -44,6 +46,10 @@ pub struct GenesisBank {
     pub name: String,
     pub admin_key: PublicKey,
     pub validator_key: PublicKey,
+    /// Where the bank's validator accepts peer connections (`host:port`); may be empty when
+    /// every node's configuration lists the peers' addresses.
+    #[serde(default)]
+    pub endpoint: String,
     pub float_wallet: WalletId,
     pub float_key: PublicKey,
     pub quota_minor: Amount,
@@ -106,6 +112,9 @@ impl Genesis {
             if b.name.is_empty() || b.name.len() > MAX_BANK_NAME_BYTES as usize {
                 return Err(GenesisError::BankName(b.id));
             }
+            if !b.endpoint.is_empty() && !crate::tx::valid_endpoint(&b.endpoint) {
+                return Err(GenesisError::Endpoint(b.id));
+            }
             if !ids.insert(b.id)
                 || !floats.insert(b.float_wallet)
                 || !validators.insert(b.validator_key)
@@ -129,6 +138,7 @@ impl Genesis {
                     name: b.name.clone(),
                     admin_key: b.admin_key,
                     validator_key: b.validator_key,
+                    endpoint: b.endpoint.clone(),
                     float_wallet: b.float_wallet,
                     status: BankStatus::Active,
                     quota: b.quota_minor,
@@ -145,6 +155,7 @@ impl Genesis {
             holders: BTreeMap::new(),
             supply: Supply::default(),
             recent: BTreeMap::new(),
+            epoch: 0,
             expiries: BTreeSet::new(),
         })
     }
@@ -156,6 +167,7 @@ impl Encode for GenesisBank {
         w.var_bytes(self.name.as_bytes());
         self.admin_key.encode_to(w);
         self.validator_key.encode_to(w);
+        w.var_bytes(self.endpoint.as_bytes());
         self.float_wallet.encode_to(w);
         self.float_key.encode_to(w);
         self.quota_minor.encode_to(w);

@@ -77,6 +77,7 @@ rejections! {
     CannotSuspendCentralBank = 38, "cannot_suspend_central_bank", "the central bank cannot be suspended";
     TooManyLegs = 39, "too_many_legs", "a transfer has more legs than the limit";
     TooManySignatures = 40, "too_many_signatures", "a transaction carries more signatures than the limit";
+    InvalidEndpoint = 41, "invalid_endpoint", "the validator endpoint is not a well-formed host:port";
 }
 
 impl Encode for Rejection {

@@ -8,7 +8,7 @@
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::crypto::{domain, hash_parts};
 use crate::policy::Policy;
-use crate::tx::{MAX_BANK_NAME_BYTES, decode_string};
+use crate::tx::{MAX_BANK_NAME_BYTES, MAX_ENDPOINT_BYTES, decode_string};
 use crate::types::{
     Amount, BankId, BankStatus, Digest, HolderRef, KycTier, PublicKey, TxId, WalletClass, WalletId,
     WalletStatus,
@@ -46,6 +46,8 @@ pub struct Bank {
     pub admin_key: PublicKey,
     /// The bank's consensus key.
     pub validator_key: PublicKey,
+    /// Where the bank's validator accepts peer connections (`host:port`; empty for none).
+    pub endpoint: String,
     /// The bank's float wallet (the central bank's issuance wallet for bank 0).
     pub float_wallet: WalletId,
     pub status: BankStatus,
@@ -98,6 +100,10 @@ pub struct State {
     pub(crate) holders: BTreeMap<HolderRef, Holder>,
     pub(crate) supply: Supply,
     pub(crate) recent: BTreeMap<TxId, RecentTx>,
+    /// The validator-set epoch: incremented by every committed admission or suspension (the
+    /// only changes to the set of active validators). A block that contains one ends its epoch;
+    /// blocks of epoch `e` are certified by the validators of epoch `e`.
+    pub(crate) epoch: u64,
     /// Index of `recent` by expiry, for pruning; derived, not encoded.
     pub(crate) expiries: BTreeSet<(u64, TxId)>,
 }
@@ -124,6 +130,11 @@ impl State {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The validator-set epoch (see [`State::validators`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     pub fn supply(&self) -> Supply {
@@ -274,6 +285,7 @@ impl Encode for Bank {
         w.var_bytes(self.name.as_bytes());
         self.admin_key.encode_to(w);
         self.validator_key.encode_to(w);
+        w.var_bytes(self.endpoint.as_bytes());
         self.float_wallet.encode_to(w);
         self.status.encode_to(w);
         self.quota.encode_to(w);
@@ -288,6 +300,7 @@ impl Decode for Bank {
             name: decode_string(r, MAX_BANK_NAME_BYTES, "bank name")?,
             admin_key: PublicKey::decode_from(r)?,
             validator_key: PublicKey::decode_from(r)?,
+            endpoint: decode_string(r, MAX_ENDPOINT_BYTES, "endpoint")?,
             float_wallet: WalletId::decode_from(r)?,
             status: BankStatus::decode_from(r)?,
             quota: Amount::decode_from(r)?,
@@ -330,6 +343,7 @@ impl Encode for State {
         self.policy.encode_to(w);
         self.supply.minted.encode_to(w);
         self.supply.burned.encode_to(w);
+        w.u64(self.epoch);
         encode_map(w, &self.banks);
         encode_map(w, &self.wallets);
         w.count(self.holders.len());
@@ -353,8 +367,9 @@ impl Decode for State {
         let chain_id = decode_string(r, MAX_CHAIN_ID_BYTES, "chain id")?;
         let policy = Policy::decode_from(r)?;
         let supply = Supply { minted: Amount::decode_from(r)?, burned: Amount::decode_from(r)? };
-        // Minimum encoded sizes: a bank is 105 bytes plus its name, a wallet exactly 96.
-        let banks = decode_map(r, 105, "banks", |b: &Bank| b.id)?;
+        let epoch = r.u64("epoch")?;
+        // Minimum encoded sizes: a bank is 109 bytes plus its name, a wallet exactly 96.
+        let banks = decode_map(r, 109, "banks", |b: &Bank| b.id)?;
         let wallets = decode_map(r, 96, "wallets", |w: &Wallet| w.id)?;
         let n = r.count(MAX_ENTRIES, 56, "holders")?;
         let mut holders = BTreeMap::new();
@@ -383,6 +398,6 @@ impl Decode for State {
             expiries.insert((entry.expiry_height, id));
             recent.insert(id, entry);
         }
-        Ok(State { chain_id, policy, banks, wallets, holders, supply, recent, expiries })
+        Ok(State { chain_id, policy, banks, wallets, holders, supply, recent, epoch, expiries })
     }
 }

@@ -139,6 +139,7 @@ impl TestNet {
                     },
                     admin_key: b.admin.public_key(),
                     validator_key: b.validator.public_key(),
+                    endpoint: format!("127.0.0.1:{}", 30_000 + b.id.0),
                     float_wallet: b.float_wallet,
                     float_key: b.float_key.public_key(),
                     quota_minor: amt(100_000_000_000),

@@ -17,6 +17,26 @@ pub const MAX_LEGS: u32 = 16;
 pub const MAX_SIGNATURES: u32 = 32;
 /// Bytes in a bank's name.
 pub const MAX_BANK_NAME_BYTES: u32 = 64;
+/// Longest validator endpoint (`host:port`), in bytes.
+pub const MAX_ENDPOINT_BYTES: u32 = 255;
+
+/// Whether `endpoint` is a well-formed `host:port` peer address: printable ASCII without
+/// spaces, a non-empty host and a port from 1 to 65535. (Whether it resolves is the
+/// operators' concern; the ledger only keeps it well formed.)
+pub fn valid_endpoint(endpoint: &str) -> bool {
+    if endpoint.is_empty()
+        || endpoint.len() > MAX_ENDPOINT_BYTES as usize
+        || !endpoint.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return false;
+    }
+    let Some((host, port)) = endpoint.rsplit_once(':') else { return false };
+    !host.is_empty()
+        && !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| (1..=65_535).contains(&p))
+}
 
 /// One movement of money inside an atomic transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +94,8 @@ pub enum TxKind {
         name: String,
         admin_key: PublicKey,
         validator_key: PublicKey,
+        /// Where its validator accepts peer connections (`host:port`).
+        endpoint: String,
         float_wallet: WalletId,
         float_key: PublicKey,
         quota: Amount,
@@ -361,6 +383,7 @@ impl Encode for TxKind {
                 name,
                 admin_key,
                 validator_key,
+                endpoint,
                 float_wallet,
                 float_key,
                 quota,
@@ -369,6 +392,7 @@ impl Encode for TxKind {
                 w.var_bytes(name.as_bytes());
                 admin_key.encode_to(w);
                 validator_key.encode_to(w);
+                w.var_bytes(endpoint.as_bytes());
                 float_wallet.encode_to(w);
                 float_key.encode_to(w);
                 quota.encode_to(w);
@@ -436,6 +460,7 @@ impl Decode for TxKind {
                 name: decode_string(r, MAX_BANK_NAME_BYTES, "bank name")?,
                 admin_key: PublicKey::decode_from(r)?,
                 validator_key: PublicKey::decode_from(r)?,
+                endpoint: decode_string(r, MAX_ENDPOINT_BYTES, "endpoint")?,
                 float_wallet: WalletId::decode_from(r)?,
                 float_key: PublicKey::decode_from(r)?,
                 quota: Amount::decode_from(r)?,
@@ -494,5 +519,23 @@ impl Decode for SignedTransaction {
             body: TxBody::decode_from(r)?,
             signatures: decode_seq(r, MAX_SIGNATURES, 96, "signatures")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::valid_endpoint;
+
+    #[test]
+    fn endpoints_must_be_host_and_port() {
+        for ok in ["127.0.0.1:7000", "bank-6.example:65535", "[::1]:1"] {
+            assert!(valid_endpoint(ok), "{ok}");
+        }
+        let long = format!("{}:1", "h".repeat(254));
+        for bad in
+            ["", "host", ":7000", "host:", "host:0", "host:65536", "host:7e3", "a b:1", &long]
+        {
+            assert!(!valid_endpoint(bad), "{bad}");
+        }
     }
 }

@@ -40,15 +40,20 @@ use cbdc_ledger::codec::{Decode, Encode};
 use cbdc_ledger::{Block, BlockContext, Digest, Ledger, PublicKey, Rejection, SignedTransaction};
 use cbdc_store::{Store, commit_block};
 use commonware_actor::Feedback;
+use commonware_codec::{Decode as _, DecodeExt as _};
+use commonware_consensus::simplex::types::Finalization;
 use commonware_consensus::simplex::types::{Activity, Attributable, Context};
 use commonware_consensus::simplex::{Plan, scheme::ed25519::Scheme};
 use commonware_consensus::types::Round;
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_cryptography::certificate::Verifier as _;
 use commonware_cryptography::{ed25519, sha256};
 use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Spawner};
 use commonware_utils::channel::fallible::OneshotExt;
 use commonware_utils::channel::{mpsc, oneshot, watch};
+use rand_core::CryptoRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -74,6 +79,9 @@ const MAX_WANTED: usize = 256;
 const MAX_EVIDENCE: usize = 1_024;
 /// How often missing blocks are asked for again.
 const SYNC_RETRY: Duration = Duration::from_millis(500);
+/// With no block finalized for this long, the node asks a peer for its newest certified block
+/// (it may have missed finalizations, or a whole validator-set epoch).
+const CATCH_UP_AFTER: Duration = Duration::from_secs(2);
 /// Capacity of the actor's mailbox.
 pub const MAILBOX_SIZE: usize = 4_096;
 
@@ -86,8 +94,8 @@ pub struct AppConfig {
     pub max_block_txs: usize,
     /// A snapshot of the ledger every this many blocks.
     pub snapshot_every: u64,
-    /// The other validators, asked in turn for ranges of blocks when catching up.
-    pub peers: Vec<ValidatorKey>,
+    /// The engine's namespace (to check finalization certificates from peers).
+    pub namespace: Vec<u8>,
     /// Test-only: rewrites this node's proposals (see [`ProposalTamper`]).
     #[cfg(feature = "byzantine")]
     pub proposal_tamper: Option<ProposalTamper>,
@@ -151,14 +159,28 @@ pub struct NodeStatus {
     pub supply_outstanding_minor: u64,
     /// Block time of the finalized tip (ms since the Unix epoch).
     pub tip_timestamp_ms: u64,
+    /// The validator-set epoch of the next block.
+    pub epoch: u64,
+    /// Validators in that epoch.
+    pub validators: usize,
+}
+
+/// The validator set an engine instance runs with: the epoch, its validators, and the block
+/// it starts from (the genesis for epoch 0, otherwise the last block of the previous epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochInfo {
+    pub epoch: u64,
+    pub validators: Vec<PublicKey>,
+    pub floor: Digest,
 }
 
 /// Signed evidence of a misbehaving validator, as reported by the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     /// `conflicting_notarize`, `conflicting_finalize` or `nullify_finalize`.
-    pub kind: &'static str,
+    pub kind: String,
     pub validator: PublicKey,
+    pub epoch: u64,
     pub view: u64,
     /// The engine's encoding of the two conflicting signed messages.
     pub proof: Vec<u8>,
@@ -283,15 +305,30 @@ impl Reporter for Mailbox {
 impl Mailbox {
     fn report_evidence<E>(&self, kind: &'static str, e: &E) -> Feedback
     where
-        E: commonware_codec::Encode + commonware_consensus::Viewable + Attributable,
+        E: commonware_codec::Encode
+            + commonware_consensus::Viewable
+            + commonware_consensus::Epochable
+            + Attributable,
     {
         let index = usize::try_from(e.signer().get()).unwrap_or(usize::MAX);
         let Some(validator) = self.participants.get(index).copied() else {
             return Feedback::Ok;
         };
-        let evidence =
-            Evidence { kind, validator, view: e.view().get(), proof: e.encode().to_vec() };
+        let evidence = Evidence {
+            kind: kind.to_string(),
+            validator,
+            epoch: e.epoch().get(),
+            view: e.view().get(),
+            proof: e.encode().to_vec(),
+        };
         self.try_send(Message::Evidence(evidence))
+    }
+}
+
+impl Mailbox {
+    /// The same mailbox for an engine of another epoch (`participants` in its order).
+    pub(crate) fn for_participants(&self, participants: Vec<PublicKey>) -> Mailbox {
+        Mailbox { sender: self.sender.clone(), participants: Arc::new(participants) }
     }
 }
 
@@ -345,6 +382,31 @@ pub(crate) struct Actor<E, S, R> {
     next_peer: usize,
     finalized_transactions: u64,
     net: Option<Channels<S, R>>,
+    /// The validator-set epoch of the finalized tip, and what the engine runs with.
+    epoch: u64,
+    epoch_tx: watch::Sender<EpochInfo>,
+    /// The epoch's other validators (asked for blocks), and a verifier of its certificates.
+    peers: Vec<ValidatorKey>,
+    verifier: Scheme,
+    /// When a block was last finalized, and when a peer was last asked for its newest one.
+    last_progress: std::time::SystemTime,
+    last_catch_up: std::time::SystemTime,
+}
+
+/// The consensus keys of `validators` other than `me`.
+fn other_validators(validators: &[PublicKey], me: &PublicKey) -> Vec<ValidatorKey> {
+    validators
+        .iter()
+        .filter(|k| *k != me)
+        .filter_map(|k| ValidatorKey::decode(bytes::Bytes::copy_from_slice(&k.0)).ok())
+        .collect()
+}
+
+/// A verifier of `validators`' certificates (none if a key is not a valid Ed25519 point,
+/// which the ledger's admission rules do not let happen).
+fn verifier_for(namespace: &[u8], validators: &[PublicKey]) -> Option<Scheme> {
+    let set = crate::node::participants(validators).ok()?;
+    Some(Scheme::verifier(namespace, set))
 }
 
 fn digest_of(d: &ConsensusDigest) -> Digest {
@@ -358,10 +420,11 @@ fn ms(context: &impl Clock) -> u64 {
 
 impl<E, S, R> Actor<E, S, R>
 where
-    E: Clock + Spawner,
+    E: Clock + Spawner + CryptoRng,
     S: Sender<PublicKey = ValidatorKey>,
     R: Receiver<PublicKey = ValidatorKey>,
 {
+    #[allow(clippy::too_many_arguments, reason = "called once, by `node::start_with`")]
     pub(crate) fn new(
         context: E,
         cfg: AppConfig,
@@ -370,8 +433,16 @@ where
         finalized: Ledger,
         mempool: Mempool,
         net: Channels<S, R>,
-    ) -> (Self, watch::Receiver<NodeStatus>) {
+        epoch: EpochInfo,
+        evidence: Vec<Evidence>,
+    ) -> (Self, watch::Receiver<NodeStatus>, watch::Receiver<EpochInfo>) {
         let (status, status_rx) = watch::channel(NodeStatus::default());
+        let peers = other_validators(&epoch.validators, &cfg.me);
+        let verifier = verifier_for(&cfg.namespace, &epoch.validators);
+        assert!(verifier.is_some(), "the ledger's validator keys are valid Ed25519 keys");
+        let verifier = verifier.unwrap_or_else(|| unreachable!());
+        let (epoch_tx, epoch_rx) = watch::channel(epoch.clone());
+        let now = context.current();
         let actor = Actor {
             context,
             cfg,
@@ -383,7 +454,7 @@ where
             targets: BTreeMap::new(),
             recent_final: VecDeque::new(),
             mempool,
-            evidence: Vec::new(),
+            evidence,
             status,
             next_request: 0,
             requested: BTreeMap::new(),
@@ -392,9 +463,19 @@ where
             next_peer: 0,
             finalized_transactions: 0,
             net: Some(net),
+            epoch: epoch.epoch,
+            epoch_tx,
+            peers,
+            verifier,
+            last_progress: now,
+            last_catch_up: now,
         };
         actor.publish();
-        (actor, status_rx)
+        (actor, status_rx, epoch_rx)
+    }
+
+    fn is_validator(&self) -> bool {
+        self.finalized.validators().contains(&self.cfg.me)
     }
 
     fn publish(&self) {
@@ -408,6 +489,8 @@ where
             evidence: self.evidence.len() as u64,
             supply_outstanding_minor: self.finalized.state().supply().outstanding().minor(),
             tip_timestamp_ms: tip.timestamp_ms,
+            epoch: self.epoch,
+            validators: self.peers.len() + usize::from(self.is_validator()),
         });
     }
 
@@ -448,6 +531,7 @@ where
                     if !self.targets.is_empty() {
                         self.advance(&mut sync_tx);
                     }
+                    self.maybe_catch_up(&mut sync_tx);
                     // Re-derive what pending verifications still need; stale wants drop out.
                     self.wanted.clear();
                     self.retry_waiting();
@@ -481,8 +565,30 @@ where
                 self.advance(sync_tx);
             }
             Message::Evidence(e) => {
-                warn!(kind = e.kind, validator = %e.validator, view = e.view, "equivocation evidence");
-                if self.evidence.len() < MAX_EVIDENCE && !self.evidence.contains(&e) {
+                let record = cbdc_store::EvidenceRecord {
+                    kind: e.kind.clone(),
+                    validator: e.validator.0,
+                    epoch: e.epoch,
+                    view: e.view,
+                    proof: e.proof.clone(),
+                    recorded_at_height: self.finalized.height(),
+                };
+                // One record per offence (kind, validator, epoch, view), as the block log keys it.
+                let new = match self.store.put_evidence(&record) {
+                    Ok(new) => new,
+                    Err(error) => {
+                        warn!(%error, "failed to record equivocation evidence");
+                        !self.evidence.iter().any(|x| {
+                            (&x.kind, x.validator, x.epoch, x.view)
+                                == (&e.kind, e.validator, e.epoch, e.view)
+                        })
+                    }
+                };
+                if new {
+                    warn!(kind = %e.kind, validator = %e.validator, epoch = e.epoch,
+                        view = e.view, "equivocation evidence recorded");
+                }
+                if new && self.evidence.len() < MAX_EVIDENCE {
                     self.evidence.push(e);
                     self.publish();
                 }
@@ -568,7 +674,17 @@ where
 
     fn propose(&mut self, context: &Ctx) -> Option<ConsensusDigest> {
         let parent_hash = digest_of(&context.parent.1);
-        self.ledger_at(&parent_hash)?;
+        let epoch = context.round.epoch().get();
+        let parent_epoch = self.ledger_at(&parent_hash)?.epoch();
+        if parent_epoch > epoch {
+            // The parent ends this epoch (it changed the validators): nothing may follow it in
+            // this epoch, so propose it again until it is finalized; the next epoch's engine
+            // builds on it.
+            return Some(context.parent.1);
+        }
+        if parent_epoch != epoch {
+            return None;
+        }
         let candidates = self.mempool.peek(self.cfg.max_block_txs);
         let parent = self.ledger_at(&parent_hash)?;
         let on_finalized = parent_hash == self.finalized.tip().hash;
@@ -614,6 +730,21 @@ where
     /// Verdict for a proposal, or `None` while the block or its parent state is missing.
     fn verdict(&mut self, context: &Ctx, payload: &ConsensusDigest) -> Option<bool> {
         let hash = digest_of(payload);
+        let epoch = context.round.epoch().get();
+        let parent_hash = digest_of(&context.parent.1);
+        if hash == parent_hash {
+            // A re-proposal: valid only of a block that ends this epoch.
+            if self.ledger_at(&hash).is_none() && !self.ensure_ledger(&hash) {
+                return None;
+            }
+            return self.ledger_at(&hash).map(|after| after.epoch() > epoch);
+        }
+        if let Some(parent) = self.ledger_at(&parent_hash)
+            && parent.epoch() != epoch
+        {
+            // Built on a block of another epoch (or on this epoch's last block).
+            return Some(false);
+        }
         let Some(known) = self.known.get(&hash) else {
             self.want(hash, None);
             return None;
@@ -640,6 +771,9 @@ where
             return None;
         }
         let parent = self.ledger_at(&block.header.parent_hash)?;
+        if parent.epoch() != epoch {
+            return Some(false);
+        }
         match parent.check_block(&block) {
             Ok((after, _)) => {
                 self.remember(Known { block, after: Some(after) });
@@ -686,6 +820,9 @@ where
             return;
         };
         if block.header.height <= self.finalized.height() {
+            // A target this old is already applied (for instance a finalization the engine
+            // replays after a restart, when `recent_final` is empty): it is stale.
+            self.targets.remove(&block.hash());
             return;
         }
         self.remember(Known { block: Arc::new(block), after: None });
@@ -693,6 +830,10 @@ where
     }
 
     /// Applies every certified block whose path to the tip is complete; asks peers for the rest.
+    ///
+    /// Every target is tried: one whose path is incomplete (say, an old finalization replayed
+    /// by the engine, whose block this node no longer keeps in memory) must not hold up the
+    /// others. Requests are throttled per block, so retrying them all is cheap.
     fn advance(&mut self, sync_tx: &mut S) {
         loop {
             let mut progressed = false;
@@ -710,7 +851,6 @@ where
                     }
                     Err(Missing::Block { hash, height }) => {
                         self.request(sync_tx, hash, height);
-                        break;
                     }
                 }
             }
@@ -766,14 +906,12 @@ where
         let from = height.saturating_add(1).saturating_sub(count).max(tip.saturating_add(1));
         let count = u16::try_from(height.saturating_add(1).saturating_sub(from).min(count))
             .unwrap_or(MAX_SYNC_BLOCKS);
-        if count == 0
-            || self.cfg.peers.is_empty()
-            || !throttled(&mut self.requested_ranges, from, now)
+        if count == 0 || self.peers.is_empty() || !throttled(&mut self.requested_ranges, from, now)
         {
             return;
         }
         self.next_peer = self.next_peer.wrapping_add(1);
-        let peer = self.cfg.peers.get(self.next_peer % self.cfg.peers.len()).cloned();
+        let peer = self.peers.get(self.next_peer % self.peers.len()).cloned();
         if let Some(peer) = peer {
             self.next_request = self.next_request.wrapping_add(1);
             let want = Want::Heights { from, count };
@@ -799,6 +937,7 @@ where
                 },
             };
             let cert = if hash == target { certificate.as_deref() } else { None };
+            let (before, after_epoch) = (self.finalized.epoch(), after.epoch());
             if let Err(error) =
                 commit_block(&mut self.store, &after, &known.block, cert, self.cfg.snapshot_every)
             {
@@ -808,7 +947,15 @@ where
             self.mempool.remove(&ids);
             self.finalized_transactions =
                 self.finalized_transactions.saturating_add(ids.len() as u64);
+            // Record the end of every epoch this block closes (two, if it both admits and
+            // suspends), so a restart knows where the current epoch's engine starts.
+            for ended in before..after_epoch {
+                if let Err(error) = self.store.put_epoch_end(ended, known.block.header.height) {
+                    panic!("failed to record the end of epoch {ended}: {error}");
+                }
+            }
             self.finalized = after;
+            self.last_progress = self.context.current();
             self.recent_final.push_back(*hash);
             if self.recent_final.len() > MAX_TARGETS {
                 self.recent_final.pop_front();
@@ -817,16 +964,110 @@ where
         }
         let height = self.finalized.height();
         self.known.retain(|_, k| k.block.header.height > height);
+        if self.finalized.epoch() != self.epoch {
+            self.enter_epoch();
+        }
+    }
+
+    /// The finalized tip ended the epoch: hand the new validator set to the engine supervisor,
+    /// which stops this epoch's engine and starts the next one from the tip.
+    fn enter_epoch(&mut self) {
+        let validators = self.finalized.validators();
+        let epoch = self.finalized.epoch();
+        info!(epoch, validators = validators.len(), height = self.finalized.height(), "new epoch");
+        self.epoch = epoch;
+        self.peers = other_validators(&validators, &self.cfg.me);
+        match verifier_for(&self.cfg.namespace, &validators) {
+            Some(v) => self.verifier = v,
+            None => panic!("epoch {epoch} has a validator key that is not an Ed25519 key"),
+        }
+        // Candidates of the old epoch can never be finalized; its engine's pending
+        // verifications are answered no more.
+        self.known.clear();
+        self.waiting.clear();
+        self.epoch_tx.send_replace(EpochInfo {
+            epoch,
+            validators,
+            floor: self.finalized.tip().hash,
+        });
+    }
+
+    /// Asks one peer in turn for its newest certified block once finalization has stalled here
+    /// for [`CATCH_UP_AFTER`] (at most once per that interval).
+    fn maybe_catch_up(&mut self, sync_tx: &mut S) {
+        let now = self.context.current();
+        let since = |t: std::time::SystemTime| now.duration_since(t).unwrap_or_default();
+        if since(self.last_progress) < CATCH_UP_AFTER
+            || since(self.last_catch_up) < CATCH_UP_AFTER
+            || self.peers.is_empty()
+        {
+            return;
+        }
+        self.last_catch_up = now;
+        self.next_peer = self.next_peer.wrapping_add(1);
+        let Some(peer) = self.peers.get(self.next_peer % self.peers.len()).cloned() else {
+            return;
+        };
+        self.next_request = self.next_request.wrapping_add(1);
+        let want = Want::Certified { epoch: self.epoch };
+        let msg = SyncMessage::Request { id: self.next_request, want };
+        sync_tx.send(Recipients::One(peer), msg.encode(), false);
+    }
+
+    /// A peer's certified block for this epoch: checked against the epoch's validators, then
+    /// a target like a finalization from the engine.
+    fn on_certified(&mut self, epoch: u64, block: &[u8], certificate: Vec<u8>, sync_tx: &mut S) {
+        if epoch != self.epoch {
+            return;
+        }
+        let Ok(block) = Block::decode(block) else { return };
+        let hash = block.hash();
+        if block.header.height <= self.finalized.height() || self.targets.contains_key(&hash) {
+            return;
+        }
+        let cfg = self.verifier.certificate_codec_config();
+        let Ok(finalization) = Finalization::<Scheme, ConsensusDigest>::decode_cfg(
+            bytes::Bytes::from(certificate.clone()),
+            &cfg,
+        ) else {
+            debug!("dropping a certificate that does not decode");
+            return;
+        };
+        if finalization.proposal.round.epoch().get() != epoch
+            || digest_of(&finalization.proposal.payload) != hash
+            || !finalization.verify(&mut self.context, &self.verifier, &Sequential)
+        {
+            warn!(
+                height = block.header.height,
+                "dropping a certified block whose certificate does not verify"
+            );
+            return;
+        }
+        info!(height = block.header.height, epoch, "catching up to a peer's certified block");
+        self.remember(Known { block: Arc::new(block), after: None });
+        if self.targets.len() < MAX_TARGETS {
+            self.targets.insert(hash, certificate);
+        }
+        self.advance(sync_tx);
     }
 
     fn on_sync(&mut self, peer: ValidatorKey, bytes: &[u8], sync_tx: &mut S) {
         match SyncMessage::decode(bytes) {
+            Ok(SyncMessage::Request { want: Want::Certified { epoch }, .. }) => {
+                if let Some((block, certificate)) = self.certified(epoch) {
+                    let msg = SyncMessage::Certified { epoch, block, certificate };
+                    sync_tx.send(Recipients::One(peer), msg.encode(), false);
+                }
+            }
             Ok(SyncMessage::Request { id, want }) => {
                 let blocks = self.serve(want);
                 if !blocks.is_empty() {
                     let msg = SyncMessage::Response { id, blocks };
                     sync_tx.send(Recipients::One(peer), msg.encode(), false);
                 }
+            }
+            Ok(SyncMessage::Certified { epoch, block, certificate }) => {
+                self.on_certified(epoch, &block, certificate, sync_tx);
             }
             Ok(SyncMessage::Response { blocks, .. }) => {
                 for bytes in blocks {
@@ -836,6 +1077,20 @@ where
             }
             Err(_) => debug!("dropping a sync message that does not decode"),
         }
+    }
+
+    /// This node's newest certified block of `epoch` with its certificate: the epoch's last
+    /// block if it has ended, otherwise the newest certified block.
+    fn certified(&mut self, epoch: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+        let stored = if epoch < self.epoch {
+            let height = self.store.epoch_end(epoch).ok()??;
+            self.store.block(height).ok()??
+        } else if epoch == self.epoch {
+            self.store.last_certified().ok()??
+        } else {
+            return None;
+        };
+        Some((stored.block, stored.certificate?))
     }
 
     fn serve(&mut self, want: Want) -> Vec<Vec<u8>> {
@@ -849,6 +1104,7 @@ where
                     _ => Vec::new(),
                 }
             }
+            Want::Certified { .. } => Vec::new(),
             Want::Heights { from, count } => {
                 let stored = self.store.blocks_from(from, u32::from(count)).unwrap_or_default();
                 let mut out = Vec::new();

@@ -50,7 +50,15 @@ pub enum Want {
     Digest(Digest),
     /// Finalized blocks from `from` upwards.
     Heights { from: u64, count: u16 },
+    /// The newest block the peer holds a finalization certificate for in validator-set
+    /// `epoch` (the epoch's last block once it has ended): how a node that missed finalizations,
+    /// or a whole epoch change, learns where the chain is.
+    Certified { epoch: u64 },
 }
+
+/// Largest finalization certificate accepted (an Ed25519 certificate of a few hundred
+/// validators is far smaller).
+pub const MAX_CERTIFICATE_BYTES: u32 = 64 * 1024;
 
 /// A message on the `SYNC` channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +71,12 @@ pub enum SyncMessage {
     Response {
         id: u64,
         blocks: Vec<Vec<u8>>,
+    },
+    /// A block with its finalization certificate in `epoch`, answering [`Want::Certified`].
+    Certified {
+        epoch: u64,
+        block: Vec<u8>,
+        certificate: Vec<u8>,
     },
 }
 
@@ -82,6 +96,10 @@ impl Encode for SyncMessage {
                         w.u64(*from);
                         w.u16(*count);
                     }
+                    Want::Certified { epoch } => {
+                        w.u8(3);
+                        w.u64(*epoch);
+                    }
                 }
             }
             SyncMessage::Response { id, blocks } => {
@@ -91,6 +109,12 @@ impl Encode for SyncMessage {
                 for b in blocks {
                     w.var_bytes(b);
                 }
+            }
+            SyncMessage::Certified { epoch, block, certificate } => {
+                w.u8(3);
+                w.u64(*epoch);
+                w.var_bytes(block);
+                w.var_bytes(certificate);
             }
         }
     }
@@ -111,6 +135,7 @@ impl Decode for SyncMessage {
                         }
                         Want::Heights { from, count }
                     }
+                    3 => Want::Certified { epoch: r.u64("epoch")? },
                     tag => return Err(DecodeError::UnknownTag { what: "want", tag }),
                 };
                 Ok(SyncMessage::Request { id, want })
@@ -124,6 +149,11 @@ impl Decode for SyncMessage {
                 }
                 Ok(SyncMessage::Response { id, blocks })
             }
+            3 => Ok(SyncMessage::Certified {
+                epoch: r.u64("epoch")?,
+                block: r.var_bytes(MAX_BLOCK_BYTES, "block")?.to_vec(),
+                certificate: r.var_bytes(MAX_CERTIFICATE_BYTES, "certificate")?.to_vec(),
+            }),
             tag => Err(DecodeError::UnknownTag { what: "sync message", tag }),
         }
     }
@@ -139,6 +169,8 @@ mod tests {
             SyncMessage::Request { id: 7, want: Want::Digest([3; 32]) },
             SyncMessage::Request { id: 8, want: Want::Heights { from: 10, count: 64 } },
             SyncMessage::Response { id: 9, blocks: vec![vec![1, 2, 3], vec![]] },
+            SyncMessage::Request { id: 10, want: Want::Certified { epoch: 2 } },
+            SyncMessage::Certified { epoch: 2, block: vec![4, 5], certificate: vec![6] },
         ];
         for m in msgs {
             assert_eq!(SyncMessage::decode(&m.encode()), Ok(m));

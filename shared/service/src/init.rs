@@ -106,6 +106,7 @@ pub fn init(args: &InitArgs) -> Result<Vec<CreatedNode>> {
             name: if bank == 0 { "Central Bank".into() } else { format!("Bank {bank}") },
             admin_key: admin,
             validator_key: validator,
+            endpoint: addr(args.p2p_base_port, bank)?.to_string(),
             float_wallet: WalletId(keys::random_bytes::<16>()?),
             float_key: float,
             quota_minor: minor(if bank == 0 { 0 } else { 1_000_000_000_000 }),
@@ -132,6 +133,12 @@ pub fn init(args: &InitArgs) -> Result<Vec<CreatedNode>> {
     write_node_files(args, &validators)
 }
 
+/// The loopback address of node `bank` for a port range starting at `base`.
+fn addr(base: u16, bank: u32) -> Result<SocketAddr> {
+    let port = u16::try_from(u32::from(base) + bank).context("port out of range")?;
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
 #[allow(clippy::disallowed_methods, reason = "genesis time defaults to the wall clock at init")]
 fn now_ms() -> u64 {
     let since =
@@ -140,10 +147,6 @@ fn now_ms() -> u64 {
 }
 
 fn write_node_files(args: &InitArgs, validators: &[PublicKey]) -> Result<Vec<CreatedNode>> {
-    let addr = |base: u16, bank: u32| -> Result<SocketAddr> {
-        let port = u16::try_from(u32::from(base) + bank).context("port out of range")?;
-        Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-    };
     let mut created = Vec::new();
     for bank in 0..=args.banks {
         let name = node_name(bank);

@@ -178,6 +178,18 @@ impl Store {
         record.map(StoredBlock::try_from).transpose()
     }
 
+    /// The highest stored block that has a finalization certificate, if any.
+    pub fn last_certified(&mut self) -> Result<Option<StoredBlock>, StoreError> {
+        // Walks the primary key down from the tip: usually only the newest few blocks lack one.
+        let record: Option<BlockRecord> = blocks::table
+            .select(BlockRecord::as_select())
+            .filter(blocks::certificate.is_not_null())
+            .order(blocks::height.desc())
+            .first(&mut self.conn)
+            .optional()?;
+        record.map(StoredBlock::try_from).transpose()
+    }
+
     /// The stored block with this hash, if any.
     pub fn block_by_hash(&mut self, hash: &[u8; 32]) -> Result<Option<StoredBlock>, StoreError> {
         let record: Option<BlockRecord> = blocks::table

@@ -47,4 +47,11 @@ pub enum StoreError {
     /// A projection batch is malformed (a duplicate wallet, an empty or long name, ...).
     #[error("invalid projection batch: {reason}")]
     InvalidBatch { reason: &'static str },
+    /// Evidence to store has a field outside its bounds (an empty or long `kind`, a large
+    /// `proof`; see [`crate::MAX_EVIDENCE_KIND_BYTES`], [`crate::MAX_EVIDENCE_PROOF_BYTES`]).
+    #[error("invalid evidence: {field} is {len} bytes, allowed {min} to {max}")]
+    InvalidEvidence { field: &'static str, len: u64, min: u64, max: u64 },
+    /// The epoch already ended at a different height: the node would be on two chains.
+    #[error("epoch {epoch} already ended at height {stored_height}, not {height}")]
+    ConflictingEpochEnd { epoch: u64, stored_height: u64, height: u64 },
 }

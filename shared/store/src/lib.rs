@@ -12,6 +12,10 @@
 //! - **Projections** (`wallets`, `wallet_history`, `supply_by_height`, `projection_cursor`):
 //!   query tables derived from blocks, written once per block by [`Store::write_projection`] in
 //!   one transaction that also advances that projection's cursor.
+//! - **Evidence** (`evidence`): equivocation evidence reported by consensus, one row per offence
+//!   `(kind, validator, epoch, view)`, stored once however often reported ([`Store::put_evidence`]).
+//! - **Epoch ends** (`epoch_ends`): the height of the last block of each finished validator-set
+//!   epoch, written once; a different height later is [`StoreError::ConflictingEpochEnd`].
 //! - [`recover`]: rebuilding the in-memory [`cbdc_ledger::Ledger`] from the newest snapshot plus
 //!   the blocks after it, and [`commit_block`], the write path that keeps that possible.
 //!
@@ -41,7 +45,9 @@
 mod blocks;
 mod connection;
 mod convert;
+mod epochs;
 mod error;
+mod evidence;
 mod projection;
 mod recover;
 mod schema;
@@ -51,6 +57,9 @@ mod store;
 pub use blocks::{MAX_PAGE, StoredBlock};
 pub use connection::{Backend, drop_database, ensure_database};
 pub use error::StoreError;
+pub use evidence::{
+    EvidenceRecord, MAX_EVIDENCE_KIND_BYTES, MAX_EVIDENCE_PAGE, MAX_EVIDENCE_PROOF_BYTES,
+};
 pub use projection::{
     Direction, HistoryEntry, HistoryRow, MAX_HISTORY_PAGE, MAX_HOLDER_REF_BYTES,
     MAX_PROJECTION_HISTORY_ROWS, MAX_PROJECTION_NAME_BYTES, MAX_PROJECTION_WALLETS,

@@ -65,6 +65,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    evidence (id) {
+        id -> BigInt,
+        kind -> Text,
+        validator -> Binary,
+        epoch -> BigInt,
+        view -> BigInt,
+        proof -> Binary,
+        recorded_at_height -> BigInt,
+    }
+}
+
+diesel::table! {
+    epoch_ends (epoch) {
+        epoch -> BigInt,
+        height -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     blocks,
     snapshots,
@@ -72,4 +91,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     wallet_history,
     supply_by_height,
     projection_cursor,
+    evidence,
+    epoch_ends,
 );

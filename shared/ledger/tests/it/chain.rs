@@ -85,24 +85,56 @@ fn admission_and_suspension_change_the_validator_set() {
         name: "Bank 3".into(),
         admin_key: key("bank-3-admin").public_key(),
         validator_key: validator,
+        endpoint: "bank-9.example:7000".into(),
         float_wallet: wallet_id("bank-3-float"),
         float_key: key("bank-3-float").public_key(),
         quota: a(1_000_000),
     };
+    assert_eq!(fx.ch.ledger.epoch(), 0);
     let id = fx.id();
     let admit = fx.net.by_officers(id, EXP, kind, 2);
     fx.commit(&[admit]);
     assert!(fx.ch.ledger.validators().contains(&validator));
     assert_eq!(fx.ch.ledger.validators().len(), 4);
+    assert_eq!(fx.ch.ledger.epoch(), 1, "the admission ends epoch 0");
+    assert_eq!(
+        fx.state().bank(BankId(3)).map(|b| b.endpoint.as_str()),
+        Some("bank-9.example:7000")
+    );
     let id = fx.id();
     let mint = fx.net.by_officers(id, EXP, TxKind::Mint { bank: BankId(3), amount: a(1_000) }, 2);
     fx.commit(&[mint]);
     assert_eq!(fx.balance(wallet_id("bank-3-float")), 1_000);
+    assert_eq!(fx.ch.ledger.epoch(), 1, "a block that keeps the validators keeps the epoch");
 
     let id = fx.id();
     let suspend = fx.net.by_officers(id, EXP, TxKind::SuspendBank { bank: BankId(3) }, 2);
     fx.commit(&[suspend]);
     assert!(!fx.ch.ledger.validators().contains(&validator));
+    assert_eq!(fx.ch.ledger.epoch(), 2);
+}
+
+#[test]
+fn admitting_and_suspending_in_one_block_counts_two_epochs() {
+    let mut fx = Fx::new();
+    let kind = TxKind::AdmitBank {
+        bank: BankId(3),
+        name: "Bank 3".into(),
+        admin_key: key("bank-3-admin").public_key(),
+        validator_key: key("bank-3-validator").public_key(),
+        endpoint: "bank-3.example:7000".into(),
+        float_wallet: wallet_id("bank-3-float"),
+        float_key: key("bank-3-float").public_key(),
+        quota: a(1_000_000),
+    };
+    let before = fx.ch.ledger.validators();
+    let id = fx.id();
+    let admit = fx.net.by_officers(id, EXP, kind, 2);
+    let id = fx.id();
+    let suspend = fx.net.by_officers(id, EXP, TxKind::SuspendBank { bank: BankId(3) }, 2);
+    fx.commit(&[admit, suspend]);
+    assert_eq!(fx.ch.ledger.validators(), before);
+    assert_eq!(fx.ch.ledger.epoch(), 2, "one epoch per admission or suspension");
 }
 
 #[test]

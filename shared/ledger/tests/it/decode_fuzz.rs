@@ -191,6 +191,7 @@ fn hostile_counts_fail_fast_without_allocating() {
     net.genesis.policy.encode_to(&mut w);
     w.u64(0);
     w.u64(0);
+    w.u64(0);
     w.u32(0);
     w.u32((1 << 28) - 1);
     w.fixed(&[0; 256]);

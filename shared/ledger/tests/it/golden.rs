@@ -67,10 +67,10 @@ const GOLDEN: &[(&str, usize, &str)] = &[
     ("body/burn", 37, "29464ef91807d57c859d5d00b2a5bc2ed2bf15d588cce19b29617ca44c82b674"),
     ("payload/burn", 71, "804511467c93d6296ac202d90e987054066f8065a21e48910666ffc5c9448007"),
     ("tx_hash/burn", 32, "fb657182289a8e961c138b994f76403a9097ff47bcf6535554b9f73a0b21f86c"),
-    ("tx/admit_bank", 358, "df32c2965390e50ffc98fe6f46a5412d1d5a565d12bfe4a1a23c7ebb4aa7ea65"),
-    ("body/admit_bank", 162, "a54b0894721d2ec864510d5a188a7509e8b05040920d0a43bda32ef3d69f34a2"),
-    ("payload/admit_bank", 202, "fb8aabd30396239029599ca64052913ba16fcd012ea797fb802b645cdccb90d4"),
-    ("tx_hash/admit_bank", 32, "b8d9794bceec559feff461d5f3aa77f099567ccb8ee99fc9633d0c944df17410"),
+    ("tx/admit_bank", 381, "c52cea56ebadf2f96f588c0243aee7b769d8444aad4b0f6388106ff580030f70"),
+    ("body/admit_bank", 185, "78079af566f87157b79ab5cce9c9da3ea2ffaa1ffadf5cc5664abad794bd86a6"),
+    ("payload/admit_bank", 225, "7c37a0a7573c76c58f487969d21a670c7c78db49280bd477d005bec69ceb0557"),
+    ("tx_hash/admit_bank", 32, "f6cca2c338c07e4eec6ab8d9c3bc4358867e6c2cf4e52cb9e9bfce9f86bee871"),
     ("tx/suspend_bank", 225, "5e9f04db1f6837ea8ed83e080b3f2d8a22b6e3401513c25df45ab52b5a694b36"),
     ("body/suspend_bank", 29, "41055dada05ec237d7b6b20e3a12c1f61f102375e564f498a48940f311e3a683"),
     (
@@ -193,8 +193,8 @@ const GOLDEN: &[(&str, usize, &str)] = &[
     ("bank_status/all", 2, "1b2c8460e9bcf37d87f21f8ae1f9b8ed54a015dea8064fc73a18d15843ba7d28"),
     (
         "rejection/all_tags_and_codes",
-        704,
-        "47503dc1502eeb2be8559e11ac41f0b5a2ae0c5190cbaeaf9b93a4dafbfde8a1",
+        722,
+        "f148d74edd10df6d5ef57ba5d478d13516d3a6414bbaecb93ebb2f8762fec75c",
     ),
     ("leg", 40, "69c6303476c243b354ef58ee97ed2232ba5d83af1533c5f10f563ebbb297819b"),
     (
@@ -205,21 +205,21 @@ const GOLDEN: &[(&str, usize, &str)] = &[
     ("tx_signature", 96, "e1e7018850eaae62869c983cc3e610d28345e2abf079cff4a315c74abeb6862e"),
     ("tier_limits", 24, "8c38d34f934c77acd0bf4ec18b3791f65e01db0192145aea69bf571cc963387d"),
     ("policy/genesis", 194, "8cfd5d4b3df2bcfbffc13296714cee540bbe052fb57e0300a9fda3a9adffdfc7"),
-    ("genesis/hash", 32, "da014d77fc281d852693985b3b9f208e96c5412335c569b427fc158c3bcba668"),
-    ("genesis/json", 2073, "ed66674c947f5751488a0cc64e21387f1396e11a12d6d2f59b4e3367f45675df"),
-    ("block/1/header", 148, "4cfda1d416c62782ff6dc8671cf10830fe5d6eac41e0d0a2feff69e62d36e8f8"),
-    ("block/1", 1021, "9b706328de18e16171c47e054ccf9f542d0936fa53c42400b0946b262591deca"),
-    ("block/1/hash", 32, "5bd418b5e7d679fa6e4b5f6d74b2acd33ccbdb7060b825e120c2a696b41fa453"),
-    ("block/2/header", 148, "98a86547b099122d66bb60c81cfd613edffa733927e16fd21375f271cb1bb99e"),
-    ("block/2", 804, "e4c91f60ec5279bd66be549c0cdcd505b21534c7ffeb5eab13db477d02cba4cb"),
-    ("block/2/hash", 32, "fa3f88e39a1ee9ef7161465f265b5bf178b201d74efd1b4c4bfee626023adb4c"),
+    ("genesis/hash", 32, "35f400f0f8bfbacc19bcf7e11b8777e4a7e1d45ab05bddc8802d94377d4c59e9"),
+    ("genesis/json", 2184, "b886fc99f957814be9c4981074c39229b02af8d44ade4f237a115121f1e0e3d0"),
+    ("block/1/header", 148, "8f945a9fcc52c702961508028c2413559efe9facf136bcfe98c3217116f34cbe"),
+    ("block/1", 1021, "7d82387d3a330ef4fe14ed67766149840c989e7b8eaf8a932c6ecf99b1ff4156"),
+    ("block/1/hash", 32, "249022f6536f26da11bb5ffdff0de685ec15fed0ca58e440d8c4b07306e74b3d"),
+    ("block/2/header", 148, "2688cfb97cb91275f778f445c743bfc00c23f8a20da8d50fdac77fb11ef8cac6"),
+    ("block/2", 804, "6ed0835f33b37586963cc27bb0bc23d10a3c7f3b9765e69260ce10cb455ccbdb"),
+    ("block/2/hash", 32, "9df77820a21d18397babc0831e692cd678c4676d3ec36721c398dd2f829281df"),
     ("merkle_root/0", 32, "c0f276ba3a2cc37a114ba35cc729b6cf09de8014264d948908552db30d505444"),
     ("merkle_root/1", 32, "91003e086c5ba576295074ec87b8bac3456c95bbd8fff0f1d8aff0e637013a78"),
     ("merkle_root/2", 32, "6e4782d5a75de294fd0c097387c14dd08e761b3f5fda9509bf4fe569a8d19623"),
     ("merkle_root/3", 32, "056707a5f6473f6acc7401bae70a616bf9e04a23dbbbc0b9e39c4b609ad2e2b0"),
-    ("state/height_2", 1770, "b923ff2335c1dc8bc896c8e19729ed1d407fb6b85fee73da45ae21589680cf0d"),
-    ("state_root/height_2", 32, "c8bad4545dfc7440df8a25bbc2c315c26baceba36ddc0a9b5445649dda6842ee"),
-    ("snapshot/height_2", 1850, "b6617772d8f623299f524c8329249c979d2864cca7b0fc3aa5c2d224624d8e2f"),
+    ("state/height_2", 1835, "04ca74f663bbf56fa3837e8d1b323cfa45bf5064e42854d6e57fdd60631637dc"),
+    ("state_root/height_2", 32, "3c5f4626ff3f170f24d29a0c2d13dabc9084d8524a91a8f2556cb04a43aa909c"),
+    ("snapshot/height_2", 1915, "b6a52b86f55444b4eb8f07080d3b3437ea5a03197cae88bd31deca97d1d267f0"),
 ];
 
 /// The golden hash of an encoding.
@@ -286,6 +286,7 @@ pub(crate) fn sample_kinds(net: &TestNet) -> Vec<(&'static str, TxKind)> {
                 name: "Bank Nine".to_string(),
                 admin_key: key("bank-9-admin").public_key(),
                 validator_key: key("bank-9-validator").public_key(),
+                endpoint: "bank-9.example:7000".into(),
                 float_wallet: wallet_id("bank-9-float"),
                 float_key: key("bank-9-float").public_key(),
                 quota: amt(900_000_000),
@@ -478,7 +479,7 @@ fn every_kind_and_policy_update_has_a_golden_sample() {
     assert_eq!(tags, (1..=12).collect::<Vec<u8>>(), "one sample per kind, in tag order");
     let updates = kinds.iter().filter(|(_, k)| matches!(k, TxKind::SetPolicy(_))).count();
     assert_eq!(updates, 4);
-    assert_eq!(Rejection::ALL.len(), 40, "a new rejection needs a re-blessed golden");
+    assert_eq!(Rejection::ALL.len(), 41, "a new rejection needs a re-blessed golden");
     for (i, r) in Rejection::ALL.iter().enumerate() {
         assert_eq!(usize::from(r.tag()), i + 1, "rejection tags are dense and ordered");
     }

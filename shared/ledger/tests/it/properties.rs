@@ -695,6 +695,7 @@ impl<'w> Gen<'w> {
                     name: "b".repeat(*name_len),
                     admin_key: nb.admin.public_key(),
                     validator_key: validator,
+                    endpoint: format!("bank-{}.example:7000", bank),
                     float_wallet: nb.float_wallet,
                     float_key: nb.float_key.public_key(),
                     quota: minor(*quota),

@@ -37,6 +37,7 @@ fn admit(name: &str, bank: u32, validator: &str) -> TxKind {
         name: name.to_string(),
         admin_key: key("new-admin").public_key(),
         validator_key: key(validator).public_key(),
+        endpoint: "new-bank.example:7000".into(),
         float_wallet: wallet_id(&format!("float-{bank}")),
         float_key: key("new-float").public_key(),
         quota: a(1_000),
@@ -257,6 +258,13 @@ fn cases() -> Vec<Case> {
             officers(fx, TxKind::SetPolicy(update))
         }),
         ("empty bank name", Rejection::InvalidBankName, |fx| officers(fx, admit("", 7, "v-7"))),
+        ("validator endpoint without a port", Rejection::InvalidEndpoint, |fx| {
+            let mut kind = admit("Bank Seven", 7, "v-7");
+            if let TxKind::AdmitBank { endpoint, .. } = &mut kind {
+                *endpoint = "bank-7.example".into();
+            }
+            officers(fx, kind)
+        }),
         ("validator key already registered", Rejection::DuplicateValidatorKey, |fx| {
             officers(fx, admit("Copycat", 7, "bank-1-validator"))
         }),

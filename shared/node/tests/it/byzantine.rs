@@ -402,7 +402,7 @@ fn invalid_proposer_run(seed: u64) -> Trace {
 /// Verifies the signed proof carried by a piece of evidence.
 fn proof_verifies(context: &mut Ctx, verifier: &Scheme, evidence: &Evidence) -> bool {
     let proof = || bytes::Bytes::copy_from_slice(&evidence.proof);
-    match evidence.kind {
+    match evidence.kind.as_str() {
         "conflicting_notarize" => ConflictingNotarize::<Scheme, sha256::Digest>::decode(proof())
             .is_ok_and(|e| e.verify(context, verifier, &Sequential)),
         "conflicting_finalize" => ConflictingFinalize::<Scheme, sha256::Digest>::decode(proof())
@@ -428,7 +428,15 @@ fn equivocator_run(seed: u64) -> Trace {
         let key = validator_key(&validator_seed(BYZANTINE)).expect("seed");
         let scheme = Scheme::signer(&namespace(genesis), set.clone(), key).expect("a validator");
         let (consensus, _idle) = register(&oracle, &validator_pk(BYZANTINE)).await;
-        let (votes, _certificates, _resolver) = consensus;
+        let ((vote_tx, vote_rx), _certificates, _resolver) = consensus;
+        // Nodes run each epoch's engine on its own sub-channel; epoch 0 is sub-channel 0.
+        let (mux, mut mux_handle) = commonware_p2p::utils::mux::Muxer::new(
+            validator_context(&context, BYZANTINE).child("mux"),
+            vote_tx,
+            vote_rx,
+        );
+        let _mux = mux.start();
+        let votes = mux_handle.register(0).await.expect("sub-channel 0");
         let byzantine_context = validator_context(&context, BYZANTINE).child("conflicter");
         let _conflicter =
             Conflicter::<_, _, Sha256>::new(byzantine_context, conflicter::Config { scheme })
@@ -463,9 +471,13 @@ fn equivocator_run(seed: u64) -> Trace {
         let mut evidence = Vec::new();
         for (i, n) in &honest {
             let seen = n.mailbox.evidence_seen().await;
-            let kinds: Vec<_> = seen.iter().map(|e| (e.kind, e.view)).collect();
+            let kinds: Vec<_> = seen.iter().map(|e| (e.kind.as_str(), e.view)).collect();
             eprintln!("  validator {i} holds evidence {kinds:?}");
             assert_eq!(n.status.borrow().evidence, seen.len() as u64, "status counts evidence");
+            let stored = cbdc_store::Store::open(&sim.db(*i))
+                .and_then(|mut s| s.evidence_count())
+                .expect("block log readable");
+            assert_eq!(stored, seen.len() as u64, "validator {i} persisted its evidence");
             evidence.extend(seen);
         }
         assert!(!evidence.is_empty(), "evidence was counted but not kept");

@@ -11,6 +11,7 @@ on_both_backends!(
     gaps_are_refused,
     parent_must_be_the_stored_block,
     certificate_can_be_set_later,
+    last_certified_is_the_highest_block_with_a_certificate,
     heights_beyond_i64_are_out_of_range,
 );
 
@@ -106,6 +107,28 @@ fn certificate_can_be_set_later(db: &TestDb) {
     assert_eq!(store.block(2).unwrap().unwrap().certificate, None);
     let error = store.set_certificate(3, b"nothing there").unwrap_err();
     assert!(matches!(error, StoreError::BlockNotFound { height: 3 }), "{error:?}");
+}
+
+fn last_certified_is_the_highest_block_with_a_certificate(db: &TestDb) {
+    let mut store = Store::open(&db.url).unwrap();
+    assert_eq!(store.last_certified().unwrap(), None, "an empty log has none");
+    let blocks = chain(5);
+    for block in &blocks {
+        store.append_block(block).unwrap();
+    }
+    assert_eq!(store.last_certified().unwrap(), None, "no block is certified yet");
+
+    store.set_certificate(1, b"certificate 1").unwrap();
+    store.set_certificate(3, b"certificate 3").unwrap();
+    // Block 5 is above the answer but, like 4, has no certificate.
+    let mut expected = blocks[2].clone();
+    expected.certificate = Some(b"certificate 3".to_vec());
+    assert_eq!(store.last_certified().unwrap(), Some(expected));
+
+    store.set_certificate(5, b"certificate 5").unwrap();
+    let mut expected = blocks[4].clone();
+    expected.certificate = Some(b"certificate 5".to_vec());
+    assert_eq!(store.last_certified().unwrap(), Some(expected));
 }
 
 fn heights_beyond_i64_are_out_of_range(db: &TestDb) {

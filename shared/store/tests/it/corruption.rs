@@ -1,6 +1,8 @@
 //! Rows damaged behind the store's back are typed errors, never panics.
 
-use cbdc_store::{Direction, HistoryRow, ProjectionBatch, Store, StoreError, StoredSnapshot};
+use cbdc_store::{
+    Direction, EvidenceRecord, HistoryRow, ProjectionBatch, Store, StoreError, StoredSnapshot,
+};
 
 use crate::support::{TestDb, chain, on_both_backends};
 
@@ -8,6 +10,7 @@ on_both_backends!(
     wrong_length_block_hash_is_a_corrupt_row,
     wrong_length_state_root_is_a_corrupt_row,
     unknown_history_direction_is_a_corrupt_row,
+    wrong_length_validator_is_a_corrupt_row,
 );
 
 fn is_corrupt(error: &StoreError, want_table: &str, want_column: &str) -> bool {
@@ -68,4 +71,25 @@ fn unknown_history_direction_is_a_corrupt_row(db: &TestDb) {
     );
     let error = store.wallet_history(&[2; 16], None, 10).unwrap_err();
     assert!(is_corrupt(&error, "wallet_history", "direction"), "{error:?}");
+}
+
+fn wrong_length_validator_is_a_corrupt_row(db: &TestDb) {
+    let mut store = Store::open(&db.url).unwrap();
+    let record = EvidenceRecord {
+        kind: "conflicting_finalize".to_owned(),
+        validator: [4; 32],
+        epoch: 1,
+        view: 2,
+        proof: vec![1, 2],
+        recorded_at_height: 3,
+    };
+    assert!(store.put_evidence(&record).unwrap());
+    db.execute(
+        "PRAGMA ignore_check_constraints = ON; UPDATE evidence SET validator = X'04';",
+        "ALTER TABLE evidence DROP CONSTRAINT evidence_validator_length;
+         UPDATE evidence SET validator = '\\x04'::bytea;",
+    );
+    let error = store.evidence(10).unwrap_err();
+    assert!(is_corrupt(&error, "evidence", "validator"), "{error:?}");
+    assert_eq!(store.evidence_count().unwrap(), 1, "counting does not decode rows");
 }

@@ -4,6 +4,8 @@
 
 mod block_log;
 mod corruption;
+mod epochs;
+mod evidence;
 mod projection;
 mod recovery;
 mod reopen;

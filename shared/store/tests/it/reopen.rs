@@ -6,7 +6,7 @@ use crate::support::{TestDb, chain, on_both_backends};
 
 on_both_backends!(reopen_keeps_everything, migrations_run_twice_are_a_no_op);
 
-const MIGRATIONS: i64 = 2;
+const MIGRATIONS: i64 = 3;
 
 fn reopen_keeps_everything(db: &TestDb) {
     let blocks = chain(4);

@@ -1,0 +1,2 @@
+DROP TABLE epoch_ends;
+DROP TABLE evidence;
