@@ -171,7 +171,27 @@ pub struct NodeStatus {
 pub struct EpochInfo {
     pub epoch: u64,
     pub validators: Vec<PublicKey>,
+    /// Each validator's registered peer endpoint (`host:port`, empty if none), in the order
+    /// of `validators`.
+    pub endpoints: Vec<String>,
     pub floor: Digest,
+}
+
+impl EpochInfo {
+    /// The epoch of `ledger`'s tip, starting from block `floor`.
+    pub fn of(ledger: &Ledger, floor: Digest) -> EpochInfo {
+        let banks: Vec<_> = ledger
+            .state()
+            .banks()
+            .filter(|b| b.status == cbdc_ledger::BankStatus::Active)
+            .collect();
+        EpochInfo {
+            epoch: ledger.epoch(),
+            validators: banks.iter().map(|b| b.validator_key).collect(),
+            endpoints: banks.iter().map(|b| b.endpoint.clone()).collect(),
+            floor,
+        }
+    }
 }
 
 /// Signed evidence of a misbehaving validator, as reported by the engine.
@@ -503,8 +523,11 @@ where
             sync,
         } = net;
         let (mut sync_tx, mut sync_rx) = sync;
+        // A fixed schedule, not a fresh timer per message: on a busy network messages arrive
+        // faster than the retry interval, and the periodic work must still run.
+        let mut next_tick = self.context.current() + SYNC_RETRY;
         loop {
-            let retry = self.context.sleep(SYNC_RETRY);
+            let retry = self.context.sleep_until(next_tick);
             commonware_macros::select! {
                 msg = self.mailbox.recv() => {
                     let Some(msg) = msg else { break };
@@ -528,6 +551,7 @@ where
                     self.on_sync(peer, bytes.as_ref(), &mut sync_tx);
                 },
                 _ = retry => {
+                    next_tick = self.context.current() + SYNC_RETRY;
                     if !self.targets.is_empty() {
                         self.advance(&mut sync_tx);
                     }
@@ -985,11 +1009,7 @@ where
         // verifications are answered no more.
         self.known.clear();
         self.waiting.clear();
-        self.epoch_tx.send_replace(EpochInfo {
-            epoch,
-            validators,
-            floor: self.finalized.tip().hash,
-        });
+        self.epoch_tx.send_replace(EpochInfo::of(&self.finalized, self.finalized.tip().hash));
     }
 
     /// Asks one peer in turn for its newest certified block once finalization has stalled here

@@ -11,7 +11,7 @@ pub mod mempool;
 pub mod node;
 pub mod wire;
 
-pub use app::{Channels, Evidence, Mailbox, NodeStatus, SubmitError, ValidatorKey};
+pub use app::{Channels, EpochInfo, Evidence, Mailbox, NodeStatus, SubmitError, ValidatorKey};
 pub use mempool::{Mempool, MempoolError, MempoolLimits};
 pub use node::{
     ConsensusChannels, NodeConfig, NodeError, NodeHandle, Timeouts, namespace, participants, start,

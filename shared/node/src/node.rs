@@ -88,6 +88,8 @@ pub enum NodeError {
 pub struct NodeHandle {
     pub mailbox: Mailbox,
     pub status: watch::Receiver<NodeStatus>,
+    /// The current validator-set epoch; changes when an admission or suspension finalizes.
+    pub epochs: watch::Receiver<EpochInfo>,
     pub validator: PublicKey,
     pub engine: Handle<()>,
     pub application: Handle<()>,
@@ -185,11 +187,7 @@ where
     );
     // Every validator key in the ledger must be a valid Ed25519 key (the engine needs them).
     participants(&ledger.validators())?;
-    let epoch = EpochInfo {
-        epoch: ledger.epoch(),
-        validators: ledger.validators(),
-        floor: epoch_floor(&mut store, &ledger)?,
-    };
+    let epoch = EpochInfo::of(&ledger, epoch_floor(&mut store, &ledger)?);
     let evidence = store
         .evidence(cbdc_store::MAX_EVIDENCE_PAGE)?
         .into_iter()
@@ -228,9 +226,10 @@ where
     // async worker is ever blocked by a database call.
     let application = context.child("application").dedicated().spawn(move |_| actor.run());
     let supervisor = Supervisor { cfg, signer, namespace, mailbox: mailbox.clone(), blocker };
+    let epochs_out = epochs.clone();
     let engine =
         context.child("epochs").spawn(move |context| supervisor.run(context, epochs, consensus));
-    Ok(NodeHandle { mailbox, status, validator: me, engine, application })
+    Ok(NodeHandle { mailbox, status, epochs: epochs_out, validator: me, engine, application })
 }
 
 /// The block the current epoch's engine starts from: the genesis in epoch 0, otherwise the

@@ -46,6 +46,36 @@ pub fn run_as(role: crate::config::Role, config: &std::path::Path) -> Result<()>
     run(cfg)
 }
 
+/// Validators admitted after genesis that the peer book has room for.
+const MAX_ADMITTED_PEERS: usize = 16;
+
+/// The peer book of an epoch: this node, and every validator of the epoch at the address
+/// this node's configuration gives it or, failing that, its endpoint on the ledger.
+fn epoch_book(
+    info: &cbdc_node::EpochInfo,
+    configured: &[(ed25519::PublicKey, Address)],
+    me: &ed25519::PublicKey,
+) -> Vec<(ed25519::PublicKey, Address)> {
+    use std::net::ToSocketAddrs as _;
+    let mut book: Vec<(ed25519::PublicKey, Address)> =
+        configured.iter().filter(|(k, _)| k == me).cloned().collect();
+    for (validator, endpoint) in info.validators.iter().zip(&info.endpoints) {
+        let Ok(key) = peer_key(&validator.to_hex()) else { continue };
+        if key == *me {
+            continue;
+        }
+        let address =
+            configured.iter().find(|(k, _)| *k == key).map(|(_, a)| a.clone()).or_else(|| {
+                endpoint.to_socket_addrs().ok().and_then(|mut a| a.next()).map(Address::from)
+            });
+        match address {
+            Some(address) => book.push((key, address)),
+            None => tracing::warn!(%endpoint, "no usable address for a validator"),
+        }
+    }
+    book
+}
+
 /// Runs the node until the process is stopped.
 pub fn run(cfg: NodeFile) -> Result<()> {
     let genesis = load_genesis(&cfg.node.genesis_file)?;
@@ -57,7 +87,9 @@ pub fn run(cfg: NodeFile) -> Result<()> {
     for p in &cfg.peers {
         book.push((peer_key(&p.public_key)?, Address::from(p.address)));
     }
-    let peer_count = NonZeroUsize::new(book.len()).unwrap_or(NZUsize!(1));
+    // Room for banks admitted later (each admission adds one validator to the book).
+    let peer_count = NonZeroUsize::new(book.len() + MAX_ADMITTED_PEERS).unwrap_or(NZUsize!(1));
+    let configured: Vec<(ed25519::PublicKey, Address)> = book.clone();
     let book: Map<ed25519::PublicKey, Address> =
         book.try_into().map_err(|_| anyhow!("duplicate peer keys in the configuration"))?;
     let mut p2p_namespace = b"cbdc.v1.p2p.".to_vec();
@@ -100,6 +132,7 @@ pub fn run(cfg: NodeFile) -> Result<()> {
     runner.start(|context| async move {
         let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
         oracle.track(0, book);
+        let mut epoch_oracle = oracle.clone();
         // Rates per peer and channel; mailboxes are preallocated from them, so they are sized
         // from need rather than set high (see CONSENSUS-NOTES).
         let mut reg = |channel: u64, per_second| network.register(channel, Quota::per_second(per_second));
@@ -126,6 +159,24 @@ pub fn run(cfg: NodeFile) -> Result<()> {
             runtime_metrics: runtime_metrics.clone(),
         };
         let _http = http::spawn(cfg.node.http_listen, state)?;
+        // Each epoch's validators become the peer book (only they may connect): addresses from
+        // this node's configuration where it names them, else the endpoints registered on the
+        // ledger at admission.
+        let mut epochs = node.epochs.clone();
+        let me = signer.public_key();
+        context.child("peer_book").spawn(move |_| async move {
+            loop {
+                let info = epochs.borrow_and_update().clone();
+                let book = epoch_book(&info, &configured, &me);
+                tracing::info!(epoch = info.epoch, peers = book.len(), "tracking the epoch's validators");
+                if let Ok(book) = Map::try_from(book) {
+                    epoch_oracle.track(info.epoch.saturating_add(1), book);
+                }
+                if epochs.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
         tracing::info!(node = %cfg.node.name, http = %cfg.node.http_listen, p2p = %cfg.node.p2p_listen, "validator started");
         let metrics_ctx = context.child("metrics");
         metrics_ctx.spawn(move |ctx| async move {

@@ -152,12 +152,18 @@ pub fn new_sim() -> Sim {
 
 /// The simulated network, every validator linked to every other (20 ms ± 5 ms, no loss).
 pub async fn network(context: &Ctx) -> Oracle<Pk, Ctx> {
-    let peers: Vec<Pk> = (0..VALIDATORS).map(validator_pk).collect();
+    network_of(context, VALIDATORS).await
+}
+
+/// The simulated network of nodes `0..n` (nodes beyond the genesis validators are banks
+/// admitted later), every node linked to every other.
+pub async fn network_of(context: &Ctx, n: u32) -> Oracle<Pk, Ctx> {
+    let peers: Vec<Pk> = (0..n).map(validator_pk).collect();
     let (network, oracle) = Network::new_with_peers(
         context.child("network"),
         NetConfig {
             max_size: 8 * 1024 * 1024,
-            max_peers_per_set: NZUsize!(VALIDATORS as usize + 1),
+            max_peers_per_set: NZUsize!(n as usize + 1),
             disconnect_on_block: true,
             tracked_peer_sets: NZUsize!(1),
         },
@@ -165,7 +171,7 @@ pub async fn network(context: &Ctx) -> Oracle<Pk, Ctx> {
     )
     .await;
     network.start();
-    let all: Vec<u32> = (0..VALIDATORS).collect();
+    let all: Vec<u32> = (0..n).collect();
     link_all(&oracle, &all, &default_link()).await;
     oracle
 }

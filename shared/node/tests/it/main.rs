@@ -2,4 +2,5 @@
 
 mod byzantine;
 mod common;
+mod epochs;
 mod simulation;
