@@ -34,6 +34,8 @@ pub struct Status {
     pub state_root: String,
     pub supply_outstanding_minor: u64,
     pub finalized_transactions: u64,
+    pub epoch: u64,
+    pub validators: usize,
 }
 
 pub struct Network {
@@ -59,6 +61,7 @@ impl Network {
             database: database.into(),
             genesis_time_ms: None,
         })?;
+        central_bank::setup::init_central_bank(&dir.path().join("net"), &nodes, 3)?;
         let genesis = cbdc_service::init::load_genesis(&dir.path().join("net/genesis.json"))?;
         let mut net = Network { dir, nodes, genesis, children: Vec::new() };
         for i in 0..net.nodes.len() {
@@ -77,6 +80,11 @@ impl Network {
         spawn_node(&exe, node)
     }
 
+    /// A service binary's path.
+    pub fn binary_path(&self, name: &str) -> PathBuf {
+        binary(name)
+    }
+
     pub fn net_dir(&self) -> PathBuf {
         self.dir.path().join("net")
     }
@@ -91,6 +99,16 @@ impl Network {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts one more node (a bank prepared for admission); returns its index.
+    pub fn add_node(&mut self, node: CreatedNode) -> Result<usize> {
+        self.nodes.push(node);
+        let i = self.nodes.len() - 1;
+        let child = self.spawn(i)?;
+        self.children.push(Some(child));
+        wait_healthy(self.nodes[i].http, Duration::from_secs(60))?;
+        Ok(i)
     }
 
     pub fn restart(&mut self, i: usize) -> Result<()> {

@@ -223,6 +223,20 @@ pub(crate) enum Message {
     Evidence(Evidence),
     Submit { tx: Box<SignedTransaction>, response: oneshot::Sender<Result<(), SubmitError>> },
     Evidences { response: oneshot::Sender<Vec<Evidence>> },
+    DryRun { tx: Box<SignedTransaction>, response: oneshot::Sender<Option<Rejection>> },
+    Committed { ids: Vec<cbdc_ledger::TxId>, response: oneshot::Sender<Vec<bool>> },
+    Summary { response: oneshot::Sender<LedgerSummary> },
+}
+
+/// What services read of the finalized ledger (supply, banks, policy) without copying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSummary {
+    pub height: u64,
+    pub epoch: u64,
+    pub chain_id: String,
+    pub supply: cbdc_ledger::Supply,
+    pub policy: cbdc_ledger::Policy,
+    pub banks: Vec<cbdc_ledger::Bank>,
 }
 
 /// The handle consensus and services use to reach the actor.
@@ -240,6 +254,33 @@ impl std::fmt::Debug for Message {
 }
 
 impl Mailbox {
+    /// How `tx` would fare against the finalized ledger now: `None` if it would commit (it is
+    /// not submitted).
+    pub async fn dry_run(&self, tx: SignedTransaction) -> Result<Option<Rejection>, SubmitError> {
+        let (response, receiver) = oneshot::channel();
+        let msg = Message::DryRun { tx: Box::new(tx), response };
+        self.sender.send(msg).await.map_err(|_| SubmitError::Closed)?;
+        receiver.await.map_err(|_| SubmitError::Closed)
+    }
+
+    /// For each id, whether a transaction with that id is committed (and not yet expired from
+    /// the ledger's memory of ids).
+    pub async fn committed(&self, ids: Vec<cbdc_ledger::TxId>) -> Result<Vec<bool>, SubmitError> {
+        let (response, receiver) = oneshot::channel();
+        self.sender
+            .send(Message::Committed { ids, response })
+            .await
+            .map_err(|_| SubmitError::Closed)?;
+        receiver.await.map_err(|_| SubmitError::Closed)
+    }
+
+    /// Supply, banks and policy at the finalized tip.
+    pub async fn summary(&self) -> Result<LedgerSummary, SubmitError> {
+        let (response, receiver) = oneshot::channel();
+        self.sender.send(Message::Summary { response }).await.map_err(|_| SubmitError::Closed)?;
+        receiver.await.map_err(|_| SubmitError::Closed)
+    }
+
     /// Submits a transaction to this node's mempool (and gossips it to peers).
     pub async fn submit(&self, tx: SignedTransaction) -> Result<(), SubmitError> {
         let (response, receiver) = oneshot::channel();
@@ -627,6 +668,30 @@ where
             }
             Message::Evidences { response } => {
                 response.send_lossy(self.evidence.clone());
+            }
+            Message::DryRun { tx, response } => {
+                let ctx = BlockContext {
+                    timestamp_ms: ms(&self.context).max(self.finalized.tip().timestamp_ms),
+                    proposer: self.cfg.me,
+                };
+                let built = self.finalized.build_block(ctx, std::slice::from_ref(&*tx));
+                response.send_lossy(built.outcomes.first().and_then(|o| o.rejection()));
+            }
+            Message::Committed { ids, response } => {
+                let state = self.finalized.state();
+                let digests = ids.iter().map(|id| state.recent_tx(id).is_some()).collect();
+                response.send_lossy(digests);
+            }
+            Message::Summary { response } => {
+                let state = self.finalized.state();
+                response.send_lossy(LedgerSummary {
+                    height: self.finalized.height(),
+                    epoch: self.finalized.epoch(),
+                    chain_id: self.finalized.chain_id().to_string(),
+                    supply: state.supply(),
+                    policy: state.policy().clone(),
+                    banks: state.banks().cloned().collect(),
+                });
             }
         }
     }

@@ -11,9 +11,11 @@ pub mod mempool;
 pub mod node;
 pub mod wire;
 
-pub use app::{Channels, EpochInfo, Evidence, Mailbox, NodeStatus, SubmitError, ValidatorKey};
+pub use app::{
+    Channels, EpochInfo, Evidence, LedgerSummary, Mailbox, NodeStatus, SubmitError, ValidatorKey,
+};
 pub use mempool::{Mempool, MempoolError, MempoolLimits};
 pub use node::{
-    ConsensusChannels, NodeConfig, NodeError, NodeHandle, Timeouts, namespace, participants, start,
-    validator_key,
+    CertificateSigners, ConsensusChannels, NodeConfig, NodeError, NodeHandle, Timeouts,
+    certificate_signers, namespace, participants, start, validator_key,
 };

@@ -379,3 +379,49 @@ where
         Some(simplex::Engine::new(child, engine_cfg))
     }
 }
+
+/// Who signed a finalization certificate, read for display and audits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSigners {
+    pub epoch: u64,
+    pub view: u64,
+    /// The block hash the certificate finalizes.
+    pub payload: Digest,
+    /// The signing validators' consensus keys.
+    pub signers: Vec<PublicKey>,
+}
+
+/// Decodes a stored finalization certificate of an epoch whose validators are `validators`
+/// and names its signers. It does not check the signatures (the node did, before storing it).
+pub fn certificate_signers(
+    genesis: &Genesis,
+    validators: &[PublicKey],
+    certificate: &[u8],
+) -> Option<CertificateSigners> {
+    use commonware_codec::Decode as _;
+    use commonware_cryptography::certificate::Verifier as _;
+    let set = participants(validators).ok()?;
+    let ordered: Vec<PublicKey> = set
+        .iter()
+        .map(|k| PublicKey(<[u8; 32]>::try_from(k.as_ref()).unwrap_or_default()))
+        .collect();
+    let verifier = Scheme::verifier(&namespace(genesis), set);
+    let f =
+        commonware_consensus::simplex::types::Finalization::<Scheme, sha256::Digest>::decode_cfg(
+            bytes::Bytes::copy_from_slice(certificate),
+            &verifier.certificate_codec_config(),
+        )
+        .ok()?;
+    let signers = f
+        .certificate
+        .signers
+        .iter()
+        .filter_map(|p| ordered.get(usize::try_from(p.get()).ok()?).copied())
+        .collect();
+    Some(CertificateSigners {
+        epoch: f.proposal.round.epoch().get(),
+        view: f.proposal.round.view().get(),
+        payload: f.proposal.payload.0,
+        signers,
+    })
+}

@@ -68,6 +68,29 @@ pub struct NodeFile {
     pub node: NodeSection,
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// The central bank's API (only on the central bank's node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central_bank: Option<CentralBankSection>,
+}
+
+/// The `[central_bank]` table: the issuance and authority API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralBankSection {
+    /// HTTPS listen address of the API (TLS always; client certificates for banks).
+    pub api_listen: SocketAddr,
+    /// The CA's directory (`ca.pem`, `ca.key`, issuance index) and the API's own certificate
+    /// (`api.pem`, `api.key`).
+    pub pki_dir: PathBuf,
+    /// The JWT signing key (Ed25519 PKCS#8, mode 0600).
+    pub jwt_key_file: PathBuf,
+    /// Access-token lifetime in seconds.
+    #[serde(default = "default_token_lifetime_s")]
+    pub token_lifetime_s: u64,
+}
+
+fn default_token_lifetime_s() -> u64 {
+    900
 }
 
 /// Most transactions a block may take, whatever the file says (the ledger's block limit).
@@ -86,6 +109,10 @@ impl NodeFile {
         cfg.node.data_dir = base.join(&cfg.node.data_dir);
         cfg.node.genesis_file = base.join(&cfg.node.genesis_file);
         cfg.node.validator_key_file = base.join(&cfg.node.validator_key_file);
+        if let Some(cb) = cfg.central_bank.as_mut() {
+            cb.pki_dir = base.join(&cb.pki_dir);
+            cb.jwt_key_file = base.join(&cb.jwt_key_file);
+        }
         if let Some(rest) = cfg.node.database_url.strip_prefix("sqlite://")
             && !rest.starts_with('/')
         {
@@ -122,6 +149,11 @@ impl NodeFile {
         }
         if !(100..=60_000).contains(&n.leader_timeout_ms) {
             bail!("leader_timeout_ms must be between 100 and 60000");
+        }
+        if let Some(cb) = &self.central_bank
+            && !(60..=3_600).contains(&cb.token_lifetime_s)
+        {
+            bail!("central_bank.token_lifetime_s must be between 60 and 3600");
         }
         for p in &self.peers {
             let mut key = [0u8; 32];

@@ -85,7 +85,13 @@ pub fn spawn_node(exe: &Path, node: &CreatedNode) -> Result<Child> {
 }
 
 /// Creates (or reuses) and runs the network until a node exits or the user interrupts.
-pub fn run(args: &DevnetArgs, central_bank_exe: &Path, intermediary_exe: &Path) -> Result<()> {
+/// `setup` completes a freshly created network (the central bank's PKI, keys and accounts).
+pub fn run(
+    args: &DevnetArgs,
+    central_bank_exe: &Path,
+    intermediary_exe: &Path,
+    setup: &dyn Fn(&Path, &[CreatedNode]) -> Result<()>,
+) -> Result<()> {
     if args.fresh && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)?;
     }
@@ -93,7 +99,7 @@ pub fn run(args: &DevnetArgs, central_bank_exe: &Path, intermediary_exe: &Path) 
         eprintln!("reusing the network in {}", args.dir.display());
         nodes_of(&args.dir, args.banks, args.http_base_port)
     } else {
-        init::init(&InitArgs {
+        let nodes = init::init(&InitArgs {
             dir: args.dir.clone(),
             chain_id: "cbdc-devnet".into(),
             banks: args.banks,
@@ -103,7 +109,9 @@ pub fn run(args: &DevnetArgs, central_bank_exe: &Path, intermediary_exe: &Path) 
             http_base_port: args.http_base_port,
             database: "sqlite".into(),
             genesis_time_ms: None,
-        })?
+        })?;
+        setup(&args.dir, &nodes)?;
+        nodes
     };
     let mut children = Vec::new();
     for node in &nodes {
@@ -149,4 +157,11 @@ fn print_endpoints(args: &DevnetArgs, nodes: &[CreatedNode]) {
         println!("{:<14} http://{:<21} {}", n.name, n.http, log.display());
     }
     println!("endpoints: /health /metrics /v1/status, POST /v1/transactions; Ctrl-C stops all");
+    if let Ok(api) = init::central_bank_api(args.http_base_port) {
+        println!(
+            "central bank API: https://{api}/v1 (CA {}, staff passwords in {})",
+            args.dir.join("central-bank/pki/ca.pem").display(),
+            args.dir.join("credentials").display()
+        );
+    }
 }

@@ -28,7 +28,7 @@ pub struct HttpState {
 }
 
 /// An RFC 7807 problem with a stable code.
-fn problem(status: StatusCode, code: &str, detail: &str) -> HttpResponse {
+pub fn problem(status: StatusCode, code: &str, detail: &str) -> HttpResponse {
     HttpResponse::build(status).content_type("application/problem+json").json(serde_json::json!({
         "type": format!("https://cbdc.example/problems/{code}"),
         "title": code,
@@ -49,6 +49,9 @@ struct StatusBody {
     finalized_transactions: u64,
     supply_outstanding_minor: u64,
     evidence: u64,
+    /// The validator-set epoch, and how many validators it has.
+    epoch: u64,
+    validators: usize,
 }
 
 fn status_body(state: &HttpState) -> StatusBody {
@@ -63,6 +66,8 @@ fn status_body(state: &HttpState) -> StatusBody {
         finalized_transactions: s.finalized_transactions,
         supply_outstanding_minor: s.supply_outstanding_minor,
         evidence: s.evidence,
+        epoch: s.epoch,
+        validators: s.validators,
     }
 }
 

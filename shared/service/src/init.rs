@@ -1,7 +1,7 @@
 //! `init`: creates a network — the genesis, every key (officers, bank administration, floats,
 //! validators) and one configuration file per node — in a directory.
 
-use crate::config::{NodeFile, NodeSection, Peer, Role};
+use crate::config::{CentralBankSection, NodeFile, NodeSection, Peer, Role};
 use crate::keys;
 use anyhow::{Context, Result, bail};
 use cbdc_ledger::{Amount, BankId, Genesis, GenesisBank, Policy, PublicKey, TierLimits, WalletId};
@@ -124,13 +124,20 @@ pub fn init(args: &InitArgs) -> Result<Vec<CreatedNode>> {
             threshold: args.threshold,
             supply_cap_minor: minor(10_000_000_000_000),
             tiers: default_tiers(),
-            max_expiry_blocks: 10_000,
+            // The ledger's widest window: maker-checker approvals take time.
+            max_expiry_blocks: cbdc_ledger::policy::MAX_EXPIRY_WINDOW_BLOCKS,
         },
         banks,
     };
     genesis.validate().context("the generated genesis is invalid")?;
     std::fs::write(args.dir.join("genesis.json"), genesis.to_json())?;
     write_node_files(args, &validators)
+}
+
+/// The central bank's API address: 90 ports above the first HTTP port.
+pub fn central_bank_api(http_base_port: u16) -> Result<SocketAddr> {
+    let port = http_base_port.checked_add(90).context("API port out of range")?;
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
 }
 
 /// The loopback address of node `bank` for a port range starting at `base`.
@@ -181,6 +188,16 @@ fn write_node_files(args: &InitArgs, validators: &[PublicKey]) -> Result<Vec<Cre
                 leader_timeout_ms: 1_000,
             },
             peers,
+            central_bank: if bank == 0 {
+                Some(CentralBankSection {
+                    api_listen: central_bank_api(args.http_base_port)?,
+                    pki_dir: PathBuf::from("pki"),
+                    jwt_key_file: PathBuf::from("jwt.key"),
+                    token_lifetime_s: 900,
+                })
+            } else {
+                None
+            },
         };
         let path = args.dir.join(&name).join("node.toml");
         std::fs::write(&path, toml::to_string_pretty(&file)?)?;
@@ -194,4 +211,112 @@ pub fn load_genesis(path: &Path) -> Result<Genesis> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading genesis {}", path.display()))?;
     Genesis::from_json(&text).with_context(|| format!("invalid genesis {}", path.display()))
+}
+
+/// A commercial bank prepared for admission: its node directory and the keys the admission
+/// request registers on the ledger.
+#[derive(Debug, Clone)]
+pub struct PreparedBank {
+    pub node: CreatedNode,
+    pub admin_key: PublicKey,
+    pub validator_key: PublicKey,
+    pub float_key: PublicKey,
+    pub float_wallet: WalletId,
+    /// Where its validator listens (registered on the ledger at admission).
+    pub endpoint: SocketAddr,
+}
+
+impl PreparedBank {
+    /// The body of the `admit_bank` request for the central bank's API.
+    pub fn admit_request(&self, name: &str, quota_minor: u64, reason: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "admit_bank",
+            "bank": self.node.bank,
+            "name": name,
+            "admin_key": self.admin_key.to_hex(),
+            "validator_key": self.validator_key.to_hex(),
+            "endpoint": self.endpoint.to_string(),
+            "float_wallet": hex::encode(self.float_wallet.0),
+            "float_key": self.float_key.to_hex(),
+            "quota_minor": quota_minor,
+            "reason": reason,
+        })
+    }
+}
+
+/// Prepares a new commercial bank's node in the network directory `net`: its keys (mode 0600)
+/// and `node.toml`, with the genesis validators as peers (addresses from their registered
+/// endpoints). The node can start before its admission; it follows the chain and votes from
+/// the epoch after its admission finalizes.
+pub fn prepare_bank(
+    net: &Path,
+    bank: u32,
+    p2p_listen: SocketAddr,
+    http_listen: SocketAddr,
+    database: &str,
+) -> Result<PreparedBank> {
+    if bank == 0 {
+        bail!("bank 0 is the central bank");
+    }
+    let genesis = load_genesis(&net.join("genesis.json"))?;
+    if genesis.banks.iter().any(|b| b.id.0 == bank) {
+        bail!("bank {bank} is already in the genesis");
+    }
+    let name = node_name(bank);
+    let dir = net.join(&name);
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let public = |file: &str| -> Result<PublicKey> {
+        let seed = keys::generate(&dir.join(file))?;
+        Ok(cbdc_ledger::SigningKey::from_seed(&seed).map_err(anyhow::Error::msg)?.public_key())
+    };
+    let (admin_key, validator_key, float_key) =
+        (public("admin.key")?, public("validator.key")?, public("float.key")?);
+    let peers = genesis
+        .banks
+        .iter()
+        .filter(|b| !b.endpoint.is_empty())
+        .map(|b| {
+            Ok(Peer {
+                name: node_name(b.id.0),
+                public_key: b.validator_key.to_hex(),
+                address: b.endpoint.parse().context("a genesis endpoint is not an address")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let database_url = if database == "sqlite" {
+        "sqlite://node.db".to_string()
+    } else {
+        format!("{database}{}", name.replace('-', "_"))
+    };
+    let file = NodeFile {
+        node: NodeSection {
+            name: name.clone(),
+            role: Role::Intermediary,
+            bank_id: bank,
+            data_dir: PathBuf::from("data"),
+            database_url,
+            genesis_file: PathBuf::from("../genesis.json"),
+            validator_key_file: PathBuf::from("validator.key"),
+            p2p_listen,
+            http_listen,
+            max_block_txs: 10_000,
+            snapshot_every: 256,
+            leader_timeout_ms: 1_000,
+        },
+        peers,
+        central_bank: None,
+    };
+    let config = dir.join("node.toml");
+    std::fs::write(&config, toml::to_string_pretty(&file)?)?;
+    Ok(PreparedBank {
+        node: CreatedNode { name, bank, config, http: http_listen },
+        admin_key,
+        validator_key,
+        float_key,
+        float_wallet: WalletId(keys::random_bytes::<16>()?),
+        endpoint: p2p_listen,
+    })
 }

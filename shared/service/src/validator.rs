@@ -35,6 +35,15 @@ fn peer_key(hex_key: &str) -> Result<ed25519::PublicKey> {
 
 /// Loads a node configuration, checks it is for `role`'s binary, and runs the node.
 pub fn run_as(role: crate::config::Role, config: &std::path::Path) -> Result<()> {
+    run_as_with(role, config, None)
+}
+
+/// [`run_as`], with a service started beside the node.
+pub fn run_as_with(
+    role: crate::config::Role,
+    config: &std::path::Path,
+    extension: Option<Extension>,
+) -> Result<()> {
     let cfg = NodeFile::load(config)?;
     if cfg.node.role != role {
         let binary = match cfg.node.role {
@@ -43,7 +52,7 @@ pub fn run_as(role: crate::config::Role, config: &std::path::Path) -> Result<()>
         };
         anyhow::bail!("{} configures a {binary} node; run it with `{binary}`", config.display());
     }
-    run(cfg)
+    run_with(cfg, extension)
 }
 
 /// Validators admitted after genesis that the peer book has room for.
@@ -76,8 +85,25 @@ fn epoch_book(
     book
 }
 
+/// What a service built on the node gets once it runs.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub config: NodeFile,
+    pub genesis: cbdc_ledger::Genesis,
+    pub mailbox: cbdc_node::Mailbox,
+    pub status: commonware_utils::channel::watch::Receiver<cbdc_node::NodeStatus>,
+}
+
+/// A service started beside the node (the central bank's API), kept alive while the node runs.
+pub type Extension = Box<dyn FnOnce(&Started) -> Result<Box<dyn std::any::Any + Send>> + Send>;
+
 /// Runs the node until the process is stopped.
 pub fn run(cfg: NodeFile) -> Result<()> {
+    run_with(cfg, None)
+}
+
+/// Runs the node, and `extension` beside it once it has started.
+pub fn run_with(cfg: NodeFile, extension: Option<Extension>) -> Result<()> {
     let genesis = load_genesis(&cfg.node.genesis_file)?;
     let seed = keys::read(&cfg.node.validator_key_file)?;
     let signer = cbdc_node::validator_key(&seed).map_err(|e| anyhow!("{e}"))?;
@@ -111,6 +137,8 @@ pub fn run(cfg: NodeFile) -> Result<()> {
         MAX_MESSAGE_BYTES,
         NZUsize!(4_096),
     );
+    let file = cfg.clone();
+    let genesis_copy = genesis.clone();
     let node_cfg = NodeConfig {
         genesis,
         validator_seed: seed,
@@ -159,6 +187,16 @@ pub fn run(cfg: NodeFile) -> Result<()> {
             runtime_metrics: runtime_metrics.clone(),
         };
         let _http = http::spawn(cfg.node.http_listen, state)?;
+        let started = Started {
+            config: file,
+            genesis: genesis_copy,
+            mailbox: node.mailbox.clone(),
+            status: node.status.clone(),
+        };
+        let _extension = match extension {
+            Some(start) => Some(start(&started)?),
+            None => None,
+        };
         // Each epoch's validators become the peer book (only they may connect): addresses from
         // this node's configuration where it names them, else the endpoints registered on the
         // ledger at admission.

@@ -17,6 +17,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 /// How long a SQLite writer waits for another writer's lock before failing.
 pub(crate) const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
+/// How often, and how far apart, opening a new SQLite file tries to switch it to WAL (1 s).
+const SQLITE_WAL_SWITCH_ATTEMPTS: u32 = 100;
+const SQLITE_WAL_SWITCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Serialises concurrent migrators of one PostgreSQL database (the bytes of "cbdc").
 const POSTGRES_MIGRATION_LOCK: i64 = 0x6362_6463;
 
@@ -91,14 +95,12 @@ impl AnyConnection {
 
     fn configure(&mut self) -> Result<(), StoreError> {
         match self {
-            // busy_timeout first, so that switching to WAL also waits for other connections.
             // synchronous=FULL: the block log is the durable truth, so a commit reaches the disk.
-            AnyConnection::Sqlite(conn) => conn.batch_execute(&format!(
-                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
-                 PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;"
-            ))?,
+            AnyConnection::Sqlite(conn) => {
+                conn.batch_execute(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"))?;
+                switch_to_wal(conn)?;
+                conn.batch_execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+            }
             // The server default, stated so that a server configured otherwise cannot lose a
             // committed block on a crash.
             AnyConnection::Postgres(conn) => conn.batch_execute("SET synchronous_commit = on;")?,
@@ -108,8 +110,18 @@ impl AnyConnection {
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         match self {
+            // Two first opens of one file would both find the migrations pending, and the later
+            // would fail on "table already exists". Holding the write lock for the whole run
+            // makes them queue (each migration's own transaction becomes a savepoint in this one).
             AnyConnection::Sqlite(conn) => {
-                conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(StoreError::Migration)?;
+                AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")?;
+                let migrated = conn.run_pending_migrations(SQLITE_MIGRATIONS).map(drop);
+                let ended = match migrated {
+                    Ok(()) => AnsiTransactionManager::commit_transaction(conn),
+                    Err(_) => AnsiTransactionManager::rollback_transaction(conn),
+                };
+                migrated.map_err(StoreError::Migration)?;
+                ended?;
             }
             AnyConnection::Postgres(conn) => {
                 conn.batch_execute(&format!("SELECT pg_advisory_lock({POSTGRES_MIGRATION_LOCK})"))?;
@@ -157,6 +169,21 @@ impl AnyConnection {
             AnyConnection::Postgres(conn) => AnsiTransactionManager::begin_transaction(conn),
         }
     }
+}
+
+/// Sets WAL mode. Switching a new file to WAL needs it alone for a moment, and SQLite answers
+/// "database is locked" at once, not after the busy timeout, while another connection is opening
+/// it too (a node and a service starting on a fresh file). WAL mode is kept in the file, so only
+/// a file's first opens ever wait here.
+fn switch_to_wal(conn: &mut SqliteConnection) -> QueryResult<()> {
+    const SQL: &str = "PRAGMA journal_mode = WAL;";
+    for _ in 1..SQLITE_WAL_SWITCH_ATTEMPTS {
+        if conn.batch_execute(SQL).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(SQLITE_WAL_SWITCH_PAUSE);
+    }
+    conn.batch_execute(SQL)
 }
 
 /// Creates the PostgreSQL database a `postgres://` URL names, if it does not exist yet, by

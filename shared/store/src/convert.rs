@@ -15,6 +15,27 @@ pub(crate) fn count_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
 }
 
+/// `bytes` as lowercase hexadecimal, for error messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// `len` bytes of `record.field` within `min..=max`, or [`StoreError::FieldLength`].
+pub(crate) fn check_len(
+    record: &'static str,
+    field: &'static str,
+    len: usize,
+    (min, max): (u32, u32),
+) -> Result<(), StoreError> {
+    let len = count_u64(len);
+    let (min, max) = (u64::from(min), u64::from(max));
+    if (min..=max).contains(&len) {
+        Ok(())
+    } else {
+        Err(StoreError::FieldLength { record, field, len, min, max })
+    }
+}
+
 /// Where a stored value came from, for [`StoreError::CorruptRow`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Column {
@@ -62,6 +83,26 @@ mod tests {
         assert!(matches!(
             error,
             StoreError::ValueOutOfRange { field: "height", value } if value == 1 << 63
+        ));
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_two_digits_per_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
+
+    #[test]
+    fn lengths_are_checked_inclusively() {
+        assert!(check_len("user", "username", 1, (1, 64)).is_ok());
+        assert!(check_len("user", "username", 64, (1, 64)).is_ok());
+        assert!(matches!(
+            check_len("user", "username", 65, (1, 64)).unwrap_err(),
+            StoreError::FieldLength { record: "user", field: "username", len: 65, min: 1, max: 64 }
+        ));
+        assert!(matches!(
+            check_len("user", "username", 0, (1, 64)),
+            Err(StoreError::FieldLength { len: 0, .. })
         ));
     }
 

@@ -1,5 +1,7 @@
 //! The one error type of the crate.
 
+use crate::convert::hex;
+
 /// Everything that can go wrong in a [`crate::Store`] call.
 ///
 /// Messages never contain the database URL (it may carry a password).
@@ -54,4 +56,34 @@ pub enum StoreError {
     /// The epoch already ended at a different height: the node would be on two chains.
     #[error("epoch {epoch} already ended at height {stored_height}, not {height}")]
     ConflictingEpochEnd { epoch: u64, stored_height: u64, height: u64 },
+    /// A field of a record to store is outside its length bounds (see the `MAX_*` constants).
+    #[error("invalid {record}: {field} is {len} bytes, allowed {min} to {max}")]
+    FieldLength { record: &'static str, field: &'static str, len: u64, min: u64, max: u64 },
+    /// A field of a record to store has a value the schema refuses (a character outside a
+    /// username's alphabet, an unknown role, a committed height on a request not committed, ...).
+    #[error("invalid {record}: {field} {reason}")]
+    InvalidField { record: &'static str, field: &'static str, reason: &'static str },
+    /// A user with this username already exists; the stored user is unchanged.
+    #[error("user `{username}` already exists")]
+    UserExists { username: String },
+    /// The officer key is already another user's: one key is one officer.
+    #[error("the officer key is already another user's")]
+    OfficerKeyInUse,
+    /// A request with this id and the same payload already exists: an identical retry.
+    #[error("request {} already exists", hex(id))]
+    RequestExists { id: [u8; 16] },
+    /// A request with this id but a different payload already exists.
+    #[error("request {} already exists with a different payload", hex(id))]
+    ConflictingRequest { id: [u8; 16] },
+    /// No request has this id.
+    #[error("no request {}", hex(id))]
+    RequestNotFound { id: [u8; 16] },
+    /// The request already has the most approvals one request may have.
+    #[error("request {} already has {max} approvals", hex(id))]
+    TooManyApprovals { id: [u8; 16], max: u64 },
+    /// Appending to the audit log lost the race for the next sequence number every time.
+    #[error(
+        "audit append failed after {attempts} attempts: another writer took each sequence number"
+    )]
+    AuditContention { attempts: u32 },
 }

@@ -16,6 +16,11 @@
 //!   `(kind, validator, epoch, view)`, stored once however often reported ([`Store::put_evidence`]).
 //! - **Epoch ends** (`epoch_ends`): the height of the last block of each finished validator-set
 //!   epoch, written once; a different height later is [`StoreError::ConflictingEpochEnd`].
+//! - The central bank service's records: staff accounts (`cb_users`, [`Store::create_user`]);
+//!   the audit log (`cb_audit`), append-only and hash-chained so that a changed or removed entry
+//!   is found by [`Store::verify_audit`]; and maker-checker requests with their officers'
+//!   approvals (`cb_requests`, `cb_approvals`), whose state only moves by compare-and-set
+//!   ([`Store::update_request_state`]).
 //! - [`recover`]: rebuilding the in-memory [`cbdc_ledger::Ledger`] from the newest snapshot plus
 //!   the blocks after it, and [`commit_block`], the write path that keeps that possible.
 //!
@@ -29,7 +34,8 @@
 //! SQLite runs in WAL mode with `synchronous=FULL`, `foreign_keys=ON` and a busy timeout; every
 //! write is one transaction (`BEGIN IMMEDIATE` on SQLite, so two writers queue instead of failing
 //! on a lock upgrade). A failed write is returned, never retried here: the caller treats a failed
-//! durable write as fatal (STYLE.md 10).
+//! durable write as fatal (STYLE.md 10). The one exception is an audit append that lost the race
+//! for its sequence number, which rolled back whole and is made again as a new append.
 //!
 //! # On disk
 //! All integers are fixed-width 64-bit (`BIGINT`, SQLite `INTEGER`) or small enums
@@ -42,6 +48,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod audit;
 mod blocks;
 mod connection;
 mod convert;
@@ -50,10 +57,17 @@ mod error;
 mod evidence;
 mod projection;
 mod recover;
+mod requests;
 mod schema;
 mod snapshots;
 mod store;
+mod users;
 
+pub use audit::{
+    AUDIT_APPEND_ATTEMPTS, AUDIT_HASH_DOMAIN, AuditEntry, AuditRecord, AuditVerification,
+    MAX_ACTOR_BYTES, MAX_AUDIT_ACTION_BYTES, MAX_AUDIT_DETAILS_BYTES, MAX_AUDIT_OUTCOME_BYTES,
+    MAX_AUDIT_PAGE, MAX_AUDIT_TARGET_BYTES, audit_hash,
+};
 pub use blocks::{MAX_PAGE, StoredBlock};
 pub use connection::{Backend, drop_database, ensure_database};
 pub use error::StoreError;
@@ -66,5 +80,14 @@ pub use projection::{
     ProjectionBatch, ProjectionOutcome, SupplyRow, WalletEntry, WalletRow,
 };
 pub use recover::{CommitOutcome, REPLAY_PAGE_BLOCKS, RecoverError, commit_block, recover};
+pub use requests::{
+    ApprovalRecord, MAX_APPROVALS_PER_REQUEST, MAX_REJECTION_CODE_BYTES, MAX_REQUEST_BODY_BYTES,
+    MAX_REQUEST_KIND_BYTES, MAX_REQUEST_PAGE, MAX_REQUEST_REASON_BYTES, MAX_REQUEST_SUMMARY_BYTES,
+    RequestRecord, RequestState, UnknownRequestState,
+};
 pub use snapshots::StoredSnapshot;
 pub use store::{Store, StoreOptions};
+pub use users::{
+    MAX_PASSWORD_HASH_BYTES, MAX_USERNAME_BYTES, MAX_USERS_PAGE, OFFICER_ROLE, USER_ROLES,
+    UserRecord,
+};

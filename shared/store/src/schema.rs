@@ -1,6 +1,6 @@
 //! The one diesel schema, for both backends. It mirrors `migrations/{sqlite,postgres}`: SQLite
-//! `INTEGER` columns are declared `BigInt` or `SmallInt` here, SQLite `BLOB` and PostgreSQL
-//! `BYTEA` are `Binary`.
+//! `INTEGER` columns are declared `BigInt` or `SmallInt` here (`Bool` for a 0/1 column that is
+//! `BOOLEAN` on PostgreSQL), SQLite `BLOB` and PostgreSQL `BYTEA` are `Binary`.
 
 diesel::table! {
     blocks (height) {
@@ -84,6 +84,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cb_users (username) {
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        officer_key -> Nullable<Binary>,
+        disabled -> Bool,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    cb_audit (seq) {
+        seq -> BigInt,
+        at_ms -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        outcome -> Text,
+        details -> Text,
+        prev_hash -> Binary,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    cb_requests (id) {
+        id -> Binary,
+        kind -> Text,
+        summary -> Text,
+        reason -> Text,
+        created_by -> Text,
+        created_at_ms -> BigInt,
+        body -> Binary,
+        expiry_height -> BigInt,
+        state -> Text,
+        rejection -> Nullable<Text>,
+        committed_height -> Nullable<BigInt>,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    cb_approvals (request_id, officer_key) {
+        request_id -> Binary,
+        officer_key -> Binary,
+        signature -> Binary,
+        approved_by -> Text,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::joinable!(cb_approvals -> cb_requests (request_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     blocks,
     snapshots,
@@ -93,4 +147,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     projection_cursor,
     evidence,
     epoch_ends,
+    cb_users,
+    cb_audit,
+    cb_requests,
+    cb_approvals,
 );

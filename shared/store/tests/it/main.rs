@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh database) when `DATABASE_URL` is set; `CBDC_REQUIRE_POSTGRES=1` turns a
 //! missing `DATABASE_URL` into a failure.
 
+mod audit;
 mod block_log;
 mod corruption;
 mod epochs;
@@ -9,5 +10,7 @@ mod evidence;
 mod projection;
 mod recovery;
 mod reopen;
+mod requests;
 mod snapshots;
 mod support;
+mod users;

@@ -139,6 +139,19 @@ impl TestDb {
         }
     }
 
+    /// Like [`TestDb::execute`], but the statement may fail: its error, as text.
+    pub fn try_execute(&self, sqlite: &str, postgres: &str) -> Result<(), String> {
+        match self.backend {
+            Backend::Sqlite => SqliteConnection::establish(&self.raw_target)
+                .expect("raw SQLite connection")
+                .batch_execute(sqlite),
+            Backend::Postgres => PgConnection::establish(&self.raw_target)
+                .expect("raw PostgreSQL connection")
+                .batch_execute(postgres),
+        }
+        .map_err(|error| error.to_string())
+    }
+
     /// The `n` column of a raw `SELECT COUNT(*) AS n ...` (the same text on both backends).
     pub fn count(&self, sql: &str) -> i64 {
         let query = diesel::sql_query(sql);
