@@ -62,6 +62,14 @@ pub enum NewRequest {
         threshold: u16,
         reason: String,
     },
+    /// Set one KYC tier's limits (a tier equal to the tier count appends one).
+    SetTier {
+        tier: u8,
+        holding_minor: u64,
+        per_payment_minor: u64,
+        daily_outflow_minor: u64,
+        reason: String,
+    },
     /// Admit a commercial bank (keys hex; endpoint `host:port` of its validator).
     AdmitBank {
         bank: u32,
@@ -88,6 +96,7 @@ impl NewRequest {
             | NewRequest::SetSupplyCap { reason, .. }
             | NewRequest::SetBankQuota { reason, .. }
             | NewRequest::SetOfficers { reason, .. }
+            | NewRequest::SetTier { reason, .. }
             | NewRequest::AdmitBank { reason, .. }
             | NewRequest::SuspendBank { reason, .. } => reason,
         }
@@ -101,6 +110,7 @@ impl NewRequest {
             NewRequest::SetSupplyCap { .. } => "set_supply_cap",
             NewRequest::SetBankQuota { .. } => "set_bank_quota",
             NewRequest::SetOfficers { .. } => "set_officers",
+            NewRequest::SetTier { .. } => "set_tier",
             NewRequest::AdmitBank { .. } => "admit_bank",
             NewRequest::SuspendBank { .. } => "suspend_bank",
         }
@@ -145,6 +155,20 @@ impl NewRequest {
                 let officers = officers.iter().map(|k| key(k)).collect::<Result<Vec<_>, _>>()?;
                 TxKind::SetPolicy(PolicyUpdate::Officers { officers, threshold: *threshold })
             }
+            NewRequest::SetTier {
+                tier,
+                holding_minor,
+                per_payment_minor,
+                daily_outflow_minor,
+                ..
+            } => TxKind::SetPolicy(PolicyUpdate::Tier {
+                tier: cbdc_ledger::KycTier(*tier),
+                limits: cbdc_ledger::TierLimits {
+                    holding_minor: amount(*holding_minor)?,
+                    per_payment_minor: amount(*per_payment_minor)?,
+                    daily_outflow_minor: amount(*daily_outflow_minor)?,
+                },
+            }),
             NewRequest::AdmitBank {
                 bank,
                 name,

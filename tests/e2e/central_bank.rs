@@ -207,6 +207,20 @@ fn maker_checker_issuance_supply_control_and_audit() -> Result<()> {
     let v = api.wait_state(&o0, &over_cap, &["rejected"])?;
     assert_eq!(v["rejection"], "supply_cap_exceeded");
 
+    // KYC tier limits through the same workflow.
+    let tier = id_of(&api.create(
+        &o1,
+        json!({ "kind": "set_tier", "tier": 1, "holding_minor": 500_000,
+                "per_payment_minor": 100_000, "daily_outflow_minor": 200_000,
+                "reason": "e2e tier change" }),
+    )?)?;
+    api.approve(&o0, &tier, "officers/officer-0.key")?;
+    api.approve(&o1, &tier, "officers/officer-1.key")?;
+    api.wait_state(&o0, &tier, &["committed"])?;
+    let policy = api.client.call("GET", "/v1/policy", Some(&regulator), None)?.json()?;
+    assert_eq!(policy["tiers"][1]["holding_minor"], 500_000);
+    assert_eq!(policy["tiers"][1]["daily_outflow_minor"], 200_000);
+
     // Burn (redemption): bank 1 returns 400,000 to the issuance wallet, officers burn it.
     let issuance = net.genesis.banks[0].float_wallet;
     let float = net.genesis.banks[1].float_wallet;
