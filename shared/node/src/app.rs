@@ -53,6 +53,7 @@ use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Spawner};
 use commonware_utils::channel::fallible::OneshotExt;
 use commonware_utils::channel::{mpsc, oneshot, watch};
+use commonware_utils::ordered::Set;
 use rand_core::CryptoRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -454,6 +455,16 @@ pub(crate) struct Actor<E, S, R> {
     last_catch_up: std::time::SystemTime,
 }
 
+/// The validator set of a ledger as consensus keys, in the engine's canonical order; `None` if
+/// a key is not a valid Ed25519 point or appears twice.
+pub(crate) fn validator_set(validators: &[PublicKey]) -> Option<Set<ValidatorKey>> {
+    let keys: Option<Vec<ValidatorKey>> = validators
+        .iter()
+        .map(|k| ValidatorKey::decode(bytes::Bytes::copy_from_slice(&k.0)).ok())
+        .collect();
+    Set::try_from(keys?).ok()
+}
+
 /// The consensus keys of `validators` other than `me`.
 fn other_validators(validators: &[PublicKey], me: &PublicKey) -> Vec<ValidatorKey> {
     validators
@@ -466,7 +477,7 @@ fn other_validators(validators: &[PublicKey], me: &PublicKey) -> Vec<ValidatorKe
 /// A verifier of `validators`' certificates (none if a key is not a valid Ed25519 point,
 /// which the ledger's admission rules do not let happen).
 fn verifier_for(namespace: &[u8], validators: &[PublicKey]) -> Option<Scheme> {
-    let set = crate::node::participants(validators).ok()?;
+    let set = validator_set(validators)?;
     Some(Scheme::verifier(namespace, set))
 }
 

@@ -104,6 +104,11 @@ impl std::fmt::Debug for NodeHandle {
 /// The consensus-engine channels: votes, certificates, resolver.
 pub type ConsensusChannels<S, R> = ((S, R), (S, R), (S, R));
 
+/// The validator set of a ledger, as consensus keys in the engine's canonical order.
+pub fn participants(validators: &[PublicKey]) -> Result<Set<ValidatorKey>, NodeError> {
+    app::validator_set(validators).ok_or(NodeError::BadValidatorKey)
+}
+
 /// The validator's consensus key from its seed.
 pub fn validator_key(seed: &[u8; 32]) -> Result<ed25519::PrivateKey, NodeError> {
     ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(seed)).map_err(|_| NodeError::BadSeed)
@@ -114,18 +119,6 @@ pub fn namespace(genesis: &Genesis) -> Vec<u8> {
     let mut ns = b"cbdc.v1.consensus.".to_vec();
     ns.extend_from_slice(&genesis.hash());
     ns
-}
-
-/// The validator set of a ledger, as consensus keys in the engine's canonical order.
-pub fn participants(validators: &[PublicKey]) -> Result<Set<ValidatorKey>, NodeError> {
-    let keys: Result<Vec<ValidatorKey>, NodeError> = validators
-        .iter()
-        .map(|k| {
-            ValidatorKey::decode(bytes::Bytes::copy_from_slice(&k.0))
-                .map_err(|_| NodeError::BadValidatorKey)
-        })
-        .collect();
-    Set::try_from(keys?).map_err(|_| NodeError::BadValidatorKey)
 }
 
 /// Starts a validator: recovers the ledger, then runs the application actor and the engine.
