@@ -508,6 +508,7 @@ pub fn spawn(
                     .route("/v1/requests/{id}/approvals", web::post().to(approve))
                     .route("/v1/audit", web::get().to(audit))
                     .route("/v1/banks/me", web::get().to(bank_me))
+                    .configure(crate::docs::routes)
                     .default_service(web::to(not_found))
             })
             .on_connect(on_connect)

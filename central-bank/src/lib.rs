@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod docs;
 pub mod officer;
 pub mod pki;
 pub mod run;
