@@ -35,6 +35,10 @@ pub struct ApiState {
     pub store: Arc<Mutex<Store>>,
     pub node: cbdc_node::Mailbox,
     pub now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// The central bank's CA (issues and revokes banks' certificates).
+    pub ca: Arc<Mutex<crate::pki::Ca>>,
+    /// The running server's client-certificate verifier, given each new CRL.
+    pub verifier: Arc<crate::pki::CrlVerifier>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -447,6 +451,153 @@ async fn bank_me(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum CertificateRequest {
+    /// The bank's client certificate for this API (mutual TLS).
+    Client { validity_days: Option<u32> },
+    /// The bank's own API server certificate, for these names.
+    Server { dns: Vec<String>, ips: Vec<std::net::IpAddr>, validity_days: Option<u32> },
+}
+
+impl ApiState {
+    fn ca(&self) -> std::sync::MutexGuard<'_, crate::pki::Ca> {
+        match self.ca.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// An administrator has the CA issue a certificate to a bank on the ledger. The private key is
+/// in the answer once and nowhere else (the CA keeps none).
+async fn issue_certificate(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    path: web::Path<u32>,
+    body: web::Json<CertificateRequest>,
+) -> HttpResponse {
+    use crate::pki::{CertKind, Holder, IssueRequest};
+    let who = match principal(&req, &state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = require(&who, &[Role::CbAdmin]) {
+        return r;
+    }
+    let bank = path.into_inner();
+    let Ok(summary) = state.node.summary().await else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_unavailable",
+            "the node is unavailable",
+        );
+    };
+    if bank == 0 || !summary.banks.iter().any(|b| b.id.0 == bank) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "unknown_bank",
+            "no such commercial bank on the ledger",
+        );
+    }
+    let (kind, validity_days, label) = match body.into_inner() {
+        CertificateRequest::Client { validity_days } => (CertKind::Client, validity_days, "client"),
+        CertificateRequest::Server { dns, ips, validity_days } => {
+            (CertKind::Server { dns, ips }, validity_days, "server")
+        }
+    };
+    let request = IssueRequest {
+        holder: Holder::Bank(bank),
+        kind,
+        validity_days: validity_days.unwrap_or(365),
+    };
+    let issued = state.ca().issue(&request);
+    let (outcome, details) = match &issued {
+        Ok(c) => ("ok", serde_json::json!({ "kind": label, "serial": c.serial })),
+        Err(e) => ("invalid_request", serde_json::json!({ "kind": label, "error": e.to_string() })),
+    };
+    if !state.audit(&who.username, "certificate.issue", &format!("bank-{bank}"), outcome, details) {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit_unavailable",
+            "the audit log is unavailable",
+        );
+    }
+    match issued {
+        Ok(c) => HttpResponse::Created().json(serde_json::json!({
+            "bank": bank,
+            "kind": label,
+            "serial": c.serial,
+            "cert_pem": c.cert_pem,
+            "key_pem": c.key_pem,
+            "ca_pem": state.ca().cert_pem(),
+            "not_after_unix_s": c.not_after_unix_s,
+        })),
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", &e.to_string()),
+    }
+}
+
+/// An administrator revokes a certificate; the running server refuses it from the next
+/// handshake on (the CRL is reissued at once).
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let who = match principal(&req, &state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = require(&who, &[Role::CbAdmin]) {
+        return r;
+    }
+    let serial = path.into_inner();
+    let result = {
+        let mut ca = state.ca();
+        ca.revoke(&serial).and_then(|()| ca.crl_pem())
+    };
+    let result = result.and_then(|crl| state.verifier.update(&crl));
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(crate::pki::PkiError::UnknownSerial(_)) => "not_found",
+        Err(_) => "error",
+    };
+    let details = serde_json::json!({});
+    if !state.audit(&who.username, "certificate.revoke", &serial, outcome, details) {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit_unavailable",
+            "the audit log is unavailable",
+        );
+    }
+    match result {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "serial": serial, "revoked": true })),
+        Err(crate::pki::PkiError::UnknownSerial(_)) => {
+            problem(StatusCode::NOT_FOUND, "not_found", "no certificate with that serial")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "revocation failed");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "revocation_failed",
+                "the revocation could not be completed",
+            )
+        }
+    }
+}
+
+/// The current certificate revocation list (public, like any CRL).
+async fn crl(state: web::Data<ApiState>) -> HttpResponse {
+    match state.ca().crl_pem() {
+        Ok(pem) => HttpResponse::Ok().content_type("application/x-pem-file").body(pem),
+        Err(_) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "crl_unavailable",
+            "the CRL could not be produced",
+        ),
+    }
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
@@ -508,6 +659,9 @@ pub fn spawn(
                     .route("/v1/requests/{id}/approvals", web::post().to(approve))
                     .route("/v1/audit", web::get().to(audit))
                     .route("/v1/banks/me", web::get().to(bank_me))
+                    .route("/v1/banks/{id}/certificates", web::post().to(issue_certificate))
+                    .route("/v1/certificates/{serial}/revocation", web::post().to(revoke))
+                    .route("/v1/crl", web::get().to(crl))
                     .configure(crate::docs::routes)
                     .default_service(web::to(not_found))
             })

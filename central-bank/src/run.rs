@@ -37,10 +37,16 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
     )?;
     // A CRL is valid for a week: issue a fresh one every hour, so bank certificates keep
     // verifying for as long as the service runs.
+    let ca = Arc::new(Mutex::new(ca));
+    let (refresh_ca, refresh_verifier) = (ca.clone(), verifier.clone());
     std::thread::Builder::new().name("cb-crl".into()).spawn(move || {
         loop {
             std::thread::sleep(CRL_REFRESH);
-            match ca.crl_pem().and_then(|crl| verifier.update(&crl)) {
+            let crl = match refresh_ca.lock() {
+                Ok(mut ca) => ca.crl_pem(),
+                Err(poisoned) => poisoned.into_inner().crl_pem(),
+            };
+            match crl.and_then(|crl| refresh_verifier.update(&crl)) {
                 Ok(()) => tracing::info!("certificate revocation list refreshed"),
                 Err(error) => tracing::error!(%error, "refreshing the revocation list"),
             }
@@ -72,6 +78,8 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
         store,
         node: started.mailbox.clone(),
         now_ms,
+        ca,
+        verifier,
     };
     let server = api::spawn(section.api_listen, tls, state)?;
     let follower = std::thread::Builder::new().name("cb-follower".into()).spawn(move || {

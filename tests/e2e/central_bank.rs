@@ -337,6 +337,39 @@ fn a_sixth_bank_is_admitted_votes_opens_wallets_and_is_suspended() -> Result<()>
     });
     assert!(signed, "no epoch-1 finalization certificate carries the new validator's signature");
 
+    // The CA issues the admitted bank its client certificate; it authenticates the bank until
+    // revoked, and the running API refuses it right after.
+    let issue = json!({ "kind": "client" });
+    let denied = api.client.call("POST", "/v1/banks/5/certificates", Some(&o0), Some(&issue))?;
+    assert_eq!(denied.status, 403, "officers do not issue certificates");
+    let unknown =
+        api.client.call("POST", "/v1/banks/9/certificates", Some(&admin), Some(&issue))?;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let issued = api.client.call("POST", "/v1/banks/5/certificates", Some(&admin), Some(&issue))?;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let issued = issued.json()?;
+    let (cert, key) = (
+        issued["cert_pem"].as_str().unwrap_or_default().to_string(),
+        issued["key_pem"].as_str().unwrap_or_default().to_string(),
+    );
+    let bank5 = ApiClient::new(api.addr, "localhost", &api.ca, Some((&cert, &key)))?;
+    let me = bank5.call("GET", "/v1/banks/me", None, None)?;
+    assert_eq!((me.status, me.json()?["id"].clone()), (200, json!(5)), "{}", me.body);
+    let serial = issued["serial"].as_str().unwrap_or_default().to_string();
+    let revoked = api.client.call(
+        "POST",
+        &format!("/v1/certificates/{serial}/revocation"),
+        Some(&admin),
+        None,
+    )?;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert!(
+        bank5.call("GET", "/v1/banks/me", None, None).is_err(),
+        "a revoked certificate still works"
+    );
+    let crl = api.client.call("GET", "/v1/crl", None, None)?;
+    assert!(crl.status == 200 && crl.body.contains("BEGIN X509 CRL"), "{}", crl.body);
+
     // It administers its own wallets: open one, through its own node.
     let admin_key = cbdc_service::keys::signing_key(&net.net_dir().join("bank-5/admin.key"))?;
     let before = net.status(0)?.finalized_transactions;
