@@ -1,6 +1,7 @@
 //! End-to-end tests: real `central-bank` and `intermediary` processes on loopback, talking over
 //! authenticated p2p, each with its own database; transactions submitted over HTTP.
 
+mod authorization;
 mod central_bank;
 mod harness;
 mod replication;
