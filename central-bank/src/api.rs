@@ -49,10 +49,18 @@ impl std::fmt::Debug for ApiState {
 
 impl ApiState {
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        match self.store.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.store)
+    }
+
+    fn ca(&self) -> std::sync::MutexGuard<'_, crate::pki::Ca> {
+        crate::lock(&self.ca)
+    }
+
+    /// The finalized ledger's summary, or the 503 to answer.
+    async fn summary(&self) -> Result<cbdc_node::LedgerSummary, HttpResponse> {
+        self.node.summary().await.map_err(|_| {
+            problem(StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", "the node is unavailable")
+        })
     }
 
     /// Appends to the audit log; a failure to audit fails the request (nothing unaudited).
@@ -80,6 +88,11 @@ impl ApiState {
             }
         }
     }
+}
+
+/// The answer when a change cannot be audited (and so is not made).
+fn audit_unavailable() -> HttpResponse {
+    problem(StatusCode::INTERNAL_SERVER_ERROR, "audit_unavailable", "the audit log is unavailable")
 }
 
 /// The bank a client certificate names, set per TLS connection.
@@ -173,11 +186,7 @@ async fn token(state: web::Data<ApiState>, body: web::Json<TokenRequest>) -> Htt
     let role = user.as_ref().and_then(|u| Role::from_str(&u.role).ok());
     let outcome = if ok { "ok" } else { "invalid_credentials" };
     if !state.audit(&body.username, "auth.token", "", outcome, serde_json::json!({})) {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_unavailable",
-            "the audit log is unavailable",
-        );
+        return audit_unavailable();
     }
     match (ok, role) {
         (true, Some(role)) => {
@@ -207,12 +216,9 @@ async fn supply(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     if let Err(r) = principal(&req, &state) {
         return r;
     }
-    let Ok(s) = state.node.summary().await else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node_unavailable",
-            "the node is unavailable",
-        );
+    let s = match state.summary().await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     HttpResponse::Ok().json(serde_json::json!({
         "height": s.height,
@@ -235,12 +241,9 @@ async fn policy(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     if let Err(r) = principal(&req, &state) {
         return r;
     }
-    let Ok(s) = state.node.summary().await else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node_unavailable",
-            "the node is unavailable",
-        );
+    let s = match state.summary().await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     HttpResponse::Ok().json(serde_json::json!({
         "height": s.height,
@@ -274,11 +277,7 @@ async fn create_request(
     };
     let details = serde_json::to_value(&new).unwrap_or_default();
     if !state.audit(&who.username, &format!("request.create.{kind}"), &target, outcome, details) {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_unavailable",
-            "the audit log is unavailable",
-        );
+        return audit_unavailable();
     }
     match result {
         Ok(v) => HttpResponse::Created().json(v),
@@ -374,11 +373,7 @@ async fn approve(
     };
     let details = serde_json::json!({ "officer_key": body.officer_key });
     if !state.audit(&who.username, "request.approve", &path, &outcome, details) {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_unavailable",
-            "the audit log is unavailable",
-        );
+        return audit_unavailable();
     }
     match result {
         Ok(v) => HttpResponse::Ok().json(v),
@@ -428,12 +423,9 @@ async fn bank_me(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
             "present the bank's client certificate",
         );
     };
-    let Ok(s) = state.node.summary().await else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node_unavailable",
-            "the node is unavailable",
-        );
+    let s = match state.summary().await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     match s.banks.iter().find(|b| b.id.0 == bank) {
         Some(b) => HttpResponse::Ok().json(serde_json::json!({
@@ -460,15 +452,6 @@ enum CertificateRequest {
     Server { dns: Vec<String>, ips: Vec<std::net::IpAddr>, validity_days: Option<u32> },
 }
 
-impl ApiState {
-    fn ca(&self) -> std::sync::MutexGuard<'_, crate::pki::Ca> {
-        match self.ca.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-}
-
 /// An administrator has the CA issue a certificate to a bank on the ledger. The private key is
 /// in the answer once and nowhere else (the CA keeps none).
 async fn issue_certificate(
@@ -486,12 +469,9 @@ async fn issue_certificate(
         return r;
     }
     let bank = path.into_inner();
-    let Ok(summary) = state.node.summary().await else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node_unavailable",
-            "the node is unavailable",
-        );
+    let summary = match state.summary().await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     if bank == 0 || !summary.banks.iter().any(|b| b.id.0 == bank) {
         return problem(
@@ -517,11 +497,7 @@ async fn issue_certificate(
         Err(e) => ("invalid_request", serde_json::json!({ "kind": label, "error": e.to_string() })),
     };
     if !state.audit(&who.username, "certificate.issue", &format!("bank-{bank}"), outcome, details) {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_unavailable",
-            "the audit log is unavailable",
-        );
+        return audit_unavailable();
     }
     match issued {
         Ok(c) => HttpResponse::Created().json(serde_json::json!({
@@ -564,11 +540,7 @@ async fn revoke(
     };
     let details = serde_json::json!({});
     if !state.audit(&who.username, "certificate.revoke", &serial, outcome, details) {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_unavailable",
-            "the audit log is unavailable",
-        );
+        return audit_unavailable();
     }
     match result {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "serial": serial, "revoked": true })),

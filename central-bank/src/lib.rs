@@ -12,11 +12,10 @@ pub mod run;
 pub mod setup;
 pub mod workflow;
 
-/// The wall clock in milliseconds since the Unix epoch: the one place the service reads it
-/// (handlers and the workflow get it injected).
-#[allow(clippy::disallowed_methods, reason = "the service's injected clock")]
-pub fn now_ms() -> u64 {
-    let since =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+pub use cbdc_service::init::now_ms;
+
+/// Locks a mutex shared by the API's handlers; a poisoned lock (a panic while holding it) still
+/// yields the data, which every writer leaves consistent between statements.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -42,10 +42,7 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
     std::thread::Builder::new().name("cb-crl".into()).spawn(move || {
         loop {
             std::thread::sleep(CRL_REFRESH);
-            let crl = match refresh_ca.lock() {
-                Ok(mut ca) => ca.crl_pem(),
-                Err(poisoned) => poisoned.into_inner().crl_pem(),
-            };
+            let crl = crate::lock(&refresh_ca).crl_pem();
             match crl.and_then(|crl| refresh_verifier.update(&crl)) {
                 Ok(()) => tracing::info!("certificate revocation list refreshed"),
                 Err(error) => tracing::error!(%error, "refreshing the revocation list"),

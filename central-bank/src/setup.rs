@@ -12,7 +12,6 @@ use cbdc_service::config::NodeFile;
 use cbdc_service::init::CreatedNode;
 use cbdc_service::keys;
 use cbdc_store::{Store, UserRecord};
-use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
@@ -25,23 +24,8 @@ pub fn staff_usernames(officers: u32) -> Vec<(String, Role)> {
     users
 }
 
-/// Writes `contents` to a new file with mode 0600 (refuses to overwrite).
-pub fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents)?;
-    Ok(())
-}
-
 fn random_password() -> Result<String> {
-    let bytes = keys::random_bytes::<18>()?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(keys::random_bytes::<18>()?))
 }
 
 /// Sets up the central bank in a network directory `net` (after `cbdc_service::init::init`).
@@ -62,7 +46,7 @@ pub fn init_central_bank(net: &Path, nodes: &[CreatedNode], officers: u32) -> Re
         validity_days: 365,
     })?;
     std::fs::write(section.pki_dir.join("api.pem"), &api.cert_pem)?;
-    write_secret(&section.pki_dir.join("api.key"), api.key_pem.as_bytes())?;
+    keys::write_secret(&section.pki_dir.join("api.key"), api.key_pem.as_bytes())?;
     let ca_pem = std::fs::read_to_string(section.pki_dir.join("ca.pem"))?;
     // Each commercial bank's client certificate for the API.
     for n in nodes.iter().filter(|n| n.bank != 0) {
@@ -74,12 +58,12 @@ pub fn init_central_bank(net: &Path, nodes: &[CreatedNode], officers: u32) -> Re
             validity_days: 365,
         })?;
         std::fs::write(dir.join("cb-client.pem"), &cert.cert_pem)?;
-        write_secret(&dir.join("cb-client.key"), cert.key_pem.as_bytes())?;
+        keys::write_secret(&dir.join("cb-client.key"), cert.key_pem.as_bytes())?;
         std::fs::write(dir.join("cb-ca.pem"), &ca_pem)?;
     }
     // JWT signing key.
     let pkcs8 = JwtKey::generate_pkcs8()?;
-    write_secret(&section.jwt_key_file, hex::encode(&pkcs8).as_bytes())?;
+    keys::write_secret(&section.jwt_key_file, hex::encode(&pkcs8).as_bytes())?;
     // Staff accounts.
     cbdc_store::ensure_database(&file.node.database_url)?;
     let mut store = Store::open(&file.node.database_url)?;
@@ -102,7 +86,7 @@ pub fn init_central_bank(net: &Path, nodes: &[CreatedNode], officers: u32) -> Re
             disabled: false,
             created_at_ms: now,
         })?;
-        write_secret(&credentials.join(format!("{username}.password")), password.as_bytes())?;
+        keys::write_secret(&credentials.join(format!("{username}.password")), password.as_bytes())?;
     }
     Ok(())
 }

@@ -180,8 +180,7 @@ impl NewRequest {
                 quota_minor,
                 ..
             } => {
-                let mut wallet = [0u8; 16];
-                hex::decode_to_slice(float_wallet, &mut wallet)
+                let float_wallet = WalletId::from_hex(float_wallet)
                     .map_err(|_| WorkflowError::Invalid("float_wallet is not 16 bytes of hex"))?;
                 TxKind::AdmitBank {
                     bank: BankId(*bank),
@@ -189,7 +188,7 @@ impl NewRequest {
                     admin_key: key(admin_key)?,
                     validator_key: key(validator_key)?,
                     endpoint: endpoint.clone(),
-                    float_wallet: WalletId(wallet),
+                    float_wallet,
                     float_key: key(float_key)?,
                     quota: amount(*quota_minor)?,
                 }
@@ -200,10 +199,7 @@ impl NewRequest {
 }
 
 fn key(hex_key: &str) -> Result<PublicKey, WorkflowError> {
-    let mut raw = [0u8; 32];
-    hex::decode_to_slice(hex_key, &mut raw)
-        .map_err(|_| WorkflowError::Invalid("a key is not 32 bytes of hex"))?;
-    Ok(PublicKey(raw))
+    PublicKey::from_hex(hex_key).map_err(|_| WorkflowError::Invalid("a key is not 32 bytes of hex"))
 }
 
 /// Why a workflow call failed; each maps to an HTTP status and a stable problem code.
@@ -310,11 +306,22 @@ impl Workflow {
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        // A poisoned lock means a panic while writing: the process is already failing.
-        match self.store.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.store)
+    }
+
+    /// Moves request `id` from `from` to `to` if it is still in `from` (compare-and-set);
+    /// whether it moved.
+    fn transition(
+        &self,
+        id: &[u8; 16],
+        from: RequestState,
+        to: RequestState,
+        rejection: Option<Rejection>,
+        committed_height: Option<u64>,
+    ) -> Result<bool, WorkflowError> {
+        let now = (self.now_ms)();
+        let code = rejection.map(|r| r.code());
+        Ok(self.store().update_request_state(id, from, to, code, committed_height, now)?)
     }
 
     async fn summary(&self) -> Result<LedgerSummary, WorkflowError> {
@@ -406,15 +413,7 @@ impl Workflow {
     /// Moves a pending request with enough approvals on: dry-run, then submit or reject.
     async fn advance(&self, id: &[u8; 16], summary: &LedgerSummary) -> Result<(), WorkflowError> {
         let Some(tx) = self.assemble(id, summary)? else { return Ok(()) };
-        let now = (self.now_ms)();
-        if !self.store().update_request_state(
-            id,
-            RequestState::Pending,
-            RequestState::Approved,
-            None,
-            None,
-            now,
-        )? {
+        if !self.transition(id, RequestState::Pending, RequestState::Approved, None, None)? {
             return Ok(());
         }
         self.submit(id, tx).await
@@ -447,38 +446,22 @@ impl Workflow {
     }
 
     async fn submit(&self, id: &[u8; 16], tx: SignedTransaction) -> Result<(), WorkflowError> {
-        let now = (self.now_ms)();
         match self.node.dry_run(tx.clone()).await.map_err(|_| WorkflowError::Node)? {
             Some(Rejection::AlreadyCommitted) => {
-                self.store().update_request_state(
-                    id,
-                    RequestState::Approved,
-                    RequestState::Committed,
-                    None,
-                    None,
-                    now,
-                )?;
+                self.transition(id, RequestState::Approved, RequestState::Committed, None, None)?;
             }
             Some(rejection) => {
-                self.store().update_request_state(
+                self.transition(
                     id,
                     RequestState::Approved,
                     RequestState::Rejected,
-                    Some(rejection.code()),
+                    Some(rejection),
                     None,
-                    now,
                 )?;
             }
             None => {
                 self.node.submit(tx).await.map_err(|_| WorkflowError::Node)?;
-                self.store().update_request_state(
-                    id,
-                    RequestState::Approved,
-                    RequestState::Submitted,
-                    None,
-                    None,
-                    now,
-                )?;
+                self.transition(id, RequestState::Approved, RequestState::Submitted, None, None)?;
             }
         }
         Ok(())
@@ -500,52 +483,35 @@ impl Workflow {
         }
         let ids: Vec<TxId> = submitted.iter().map(|r| TxId(r.id)).collect();
         let committed = self.node.committed(ids).await.map_err(|_| WorkflowError::Node)?;
-        let now = (self.now_ms)();
         for (r, done) in submitted.iter().zip(committed) {
             if done {
-                self.store().update_request_state(
+                self.transition(
                     &r.id,
                     RequestState::Submitted,
                     RequestState::Committed,
                     None,
                     Some(summary.height),
-                    now,
                 )?;
             } else if summary.height > r.expiry_height {
-                self.store().update_request_state(
-                    &r.id,
-                    RequestState::Submitted,
-                    RequestState::Expired,
-                    None,
-                    None,
-                    now,
-                )?;
+                self.transition(&r.id, RequestState::Submitted, RequestState::Expired, None, None)?;
             } else if let Some(tx) = self.assemble(&r.id, &summary)?
                 && let Some(rejection) =
                     self.node.dry_run(tx).await.map_err(|_| WorkflowError::Node)?
                 && rejection != Rejection::AlreadyCommitted
             {
                 // The ledger would now refuse it (say, another mint used the quota first).
-                self.store().update_request_state(
+                self.transition(
                     &r.id,
                     RequestState::Submitted,
                     RequestState::Rejected,
-                    Some(rejection.code()),
+                    Some(rejection),
                     None,
-                    now,
                 )?;
             }
         }
         let pending = self.store().requests_in_state(RequestState::Pending, 256)?;
         for r in pending.iter().filter(|r| summary.height > r.expiry_height) {
-            self.store().update_request_state(
-                &r.id,
-                RequestState::Pending,
-                RequestState::Expired,
-                None,
-                None,
-                now,
-            )?;
+            self.transition(&r.id, RequestState::Pending, RequestState::Expired, None, None)?;
         }
         Ok(())
     }

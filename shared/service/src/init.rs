@@ -146,11 +146,43 @@ fn addr(base: u16, bank: u32) -> Result<SocketAddr> {
     Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
 }
 
-#[allow(clippy::disallowed_methods, reason = "genesis time defaults to the wall clock at init")]
-fn now_ms() -> u64 {
+/// The wall clock in milliseconds since the Unix epoch, for services that inject it (genesis
+/// time at `init`, the central bank's API).
+#[allow(clippy::disallowed_methods, reason = "the services' one wall-clock reading")]
+pub fn now_ms() -> u64 {
     let since =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A node's `[node]` table with the defaults `init` writes. `database` is `sqlite` (a file in
+/// the node's directory) or a PostgreSQL URL prefix the node's name is appended to.
+fn node_section(
+    name: &str,
+    bank: u32,
+    p2p_listen: SocketAddr,
+    http_listen: SocketAddr,
+    database: &str,
+) -> NodeSection {
+    let database_url = if database == "sqlite" {
+        "sqlite://node.db".to_string()
+    } else {
+        format!("{database}{}", name.replace('-', "_"))
+    };
+    NodeSection {
+        name: name.to_string(),
+        role: if bank == 0 { Role::CentralBank } else { Role::Intermediary },
+        bank_id: bank,
+        data_dir: PathBuf::from("data"),
+        database_url,
+        genesis_file: PathBuf::from("../genesis.json"),
+        validator_key_file: PathBuf::from("validator.key"),
+        p2p_listen,
+        http_listen,
+        max_block_txs: 10_000,
+        snapshot_every: 256,
+        leader_timeout_ms: 1_000,
+    }
 }
 
 fn write_node_files(args: &InitArgs, validators: &[PublicKey]) -> Result<Vec<CreatedNode>> {
@@ -167,26 +199,14 @@ fn write_node_files(args: &InitArgs, validators: &[PublicKey]) -> Result<Vec<Cre
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let database_url = if args.database == "sqlite" {
-            "sqlite://node.db".to_string()
-        } else {
-            format!("{}{}", args.database, name.replace('-', "_"))
-        };
         let file = NodeFile {
-            node: NodeSection {
-                name: name.clone(),
-                role: if bank == 0 { Role::CentralBank } else { Role::Intermediary },
-                bank_id: bank,
-                data_dir: PathBuf::from("data"),
-                database_url,
-                genesis_file: PathBuf::from("../genesis.json"),
-                validator_key_file: PathBuf::from("validator.key"),
-                p2p_listen: addr(args.p2p_base_port, bank)?,
-                http_listen: addr(args.http_base_port, bank)?,
-                max_block_txs: 10_000,
-                snapshot_every: 256,
-                leader_timeout_ms: 1_000,
-            },
+            node: node_section(
+                &name,
+                bank,
+                addr(args.p2p_base_port, bank)?,
+                addr(args.http_base_port, bank)?,
+                &args.database,
+            ),
             peers,
             central_bank: if bank == 0 {
                 Some(CentralBankSection {
@@ -286,26 +306,8 @@ pub fn prepare_bank(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let database_url = if database == "sqlite" {
-        "sqlite://node.db".to_string()
-    } else {
-        format!("{database}{}", name.replace('-', "_"))
-    };
     let file = NodeFile {
-        node: NodeSection {
-            name: name.clone(),
-            role: Role::Intermediary,
-            bank_id: bank,
-            data_dir: PathBuf::from("data"),
-            database_url,
-            genesis_file: PathBuf::from("../genesis.json"),
-            validator_key_file: PathBuf::from("validator.key"),
-            p2p_listen,
-            http_listen,
-            max_block_txs: 10_000,
-            snapshot_every: 256,
-            leader_timeout_ms: 1_000,
-        },
+        node: node_section(&name, bank, p2p_listen, http_listen, database),
         peers,
         central_bank: None,
     };

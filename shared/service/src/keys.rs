@@ -26,6 +26,11 @@ pub fn generate(path: &Path) -> Result<[u8; 32]> {
 }
 
 pub fn write(path: &Path, seed: &[u8; 32]) -> Result<()> {
+    write_secret(path, format!("{}\n", hex::encode(seed)).as_bytes())
+}
+
+/// Writes `contents` to a new file with mode 0600; refuses to overwrite an existing file.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -34,9 +39,8 @@ pub fn write(path: &Path, seed: &[u8; 32]) -> Result<()> {
         options.mode(0o600);
     }
     let mut file =
-        options.open(path).with_context(|| format!("creating key file {}", path.display()))?;
-    file.write_all(hex::encode(seed).as_bytes())?;
-    file.write_all(b"\n")?;
+        options.open(path).with_context(|| format!("creating secret file {}", path.display()))?;
+    file.write_all(contents)?;
     Ok(())
 }
 
