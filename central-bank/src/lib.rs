@@ -3,7 +3,7 @@
 //! beyond the shared service code.
 
 pub mod api;
-pub mod auth;
+pub use cbdc_service::auth;
 pub mod client;
 pub mod docs;
 pub mod officer;

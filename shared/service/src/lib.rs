@@ -2,6 +2,7 @@
 //! key files, network creation (`init`), running a validator with its `/health`, `/metrics` and
 //! status endpoints, and the local multi-process network (`devnet`).
 
+pub mod auth;
 pub mod config;
 pub mod devnet;
 pub mod http;

@@ -24,7 +24,8 @@ pub const MAX_USERS_PAGE: u32 = 1_000;
 /// The role of an officer, the only role that may hold an officer key.
 pub const OFFICER_ROLE: &str = "cb_officer";
 /// Every role a user may have.
-pub const USER_ROLES: [&str; 3] = [OFFICER_ROLE, "cb_admin", "regulator"];
+pub const USER_ROLES: [&str; 5] =
+    [OFFICER_ROLE, "cb_admin", "regulator", "bank_operator", "customer"];
 
 /// How every argon2id PHC string begins (`$argon2id$v=19$m=...`).
 const PASSWORD_HASH_PREFIX: &str = "$argon2id$";

@@ -1,12 +1,14 @@
-//! Authentication of the central bank's staff: passwords hashed with argon2id, short-lived JWT
-//! access tokens signed with Ed25519 (`EdDSA`), and roles.
+//! Authentication of the services' users (central-bank staff, bank operators, customers):
+//! passwords hashed with argon2id, short-lived JWT access tokens signed with Ed25519 (`EdDSA`),
+//! and roles. Each service signs with its own key and its own issuer and audience, so a token
+//! of one bank is refused by every other service.
 //!
 //! Every token field the service relies on is set and checked explicitly: the algorithm is
 //! pinned (a token naming another is refused before its signature is looked at), the key is
 //! chosen by `kid` (so signing keys can rotate: old keys stay in the verifier until their
 //! tokens expire), and `iss`, `aud`, `sub`, `exp`, `nbf` and `iat` are all required. Lifetimes
-//! are short (default 15 minutes). Banks do not use tokens: they authenticate with their client
-//! certificate (mutual TLS, see `pki`).
+//! are short (default 15 minutes). Banks do not use tokens towards the central bank: they
+//! authenticate with their client certificate (mutual TLS, see the central bank's `pki`).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm as Argon2Algorithm, Argon2, Params, Version};
@@ -27,6 +29,10 @@ pub enum Role {
     CbAdmin,
     /// Reads supply, requests and the audit log; changes nothing.
     Regulator,
+    /// A commercial bank's staff: onboards customers and administers their wallets.
+    BankOperator,
+    /// A retail customer or merchant of a commercial bank: sees and pays from their wallets.
+    Customer,
 }
 
 impl Role {
@@ -35,6 +41,8 @@ impl Role {
             Role::CbOfficer => "cb_officer",
             Role::CbAdmin => "cb_admin",
             Role::Regulator => "regulator",
+            Role::BankOperator => "bank_operator",
+            Role::Customer => "customer",
         }
     }
 }
@@ -46,6 +54,8 @@ impl FromStr for Role {
             "cb_officer" => Ok(Role::CbOfficer),
             "cb_admin" => Ok(Role::CbAdmin),
             "regulator" => Ok(Role::Regulator),
+            "bank_operator" => Ok(Role::BankOperator),
+            "customer" => Ok(Role::Customer),
             _ => Err(AuthError::UnknownRole),
         }
     }
