@@ -1,4 +1,4 @@
-//! `intermediary`: runs a commercial bank's validator node.
+//! `intermediary`: runs a commercial bank's validator node with its operations and wallet APIs.
 
 use anyhow::Result;
 use cbdc_service::config::Role;
@@ -14,7 +14,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run this bank's validator node from its configuration file.
+    /// Run this bank's validator node and its APIs from its configuration file.
     Run {
         #[arg(long)]
         config: PathBuf,
@@ -24,6 +24,10 @@ enum Command {
 fn main() -> Result<()> {
     cbdc_service::init_logging();
     match Cli::parse().command {
-        Command::Run { config } => cbdc_service::validator::run_as(Role::Intermediary, &config),
+        Command::Run { config } => cbdc_service::validator::run_as_with(
+            Role::Intermediary,
+            &config,
+            Some(Box::new(intermediary::run::start_api)),
+        ),
     }
 }

@@ -71,6 +71,47 @@ pub struct NodeFile {
     /// The central bank's API (only on the central bank's node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub central_bank: Option<CentralBankSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediary: Option<IntermediarySection>,
+}
+
+/// A commercial bank's operator and wallet APIs (the `intermediary` binary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntermediarySection {
+    /// Where the operator API (`/v1/ops`) and the retail wallet API (`/v1`) listen.
+    pub api_listen: SocketAddr,
+    /// The bank's administration key (opens, freezes and closes wallets on the ledger).
+    pub admin_key_file: PathBuf,
+    /// The key of the bank's float wallet (funds and defunds customers' wallets).
+    pub float_key_file: PathBuf,
+    /// 32 bytes (hex) of AEAD key: customers' personal data and custodial keys at rest.
+    pub pii_key_file: PathBuf,
+    /// 32 bytes (hex) shared by the network's banks: holder references are a keyed hash of the
+    /// national id under it, so one person's holdings add up across banks.
+    pub network_key_file: PathBuf,
+    /// The PKCS#8 Ed25519 key (hex) that signs the bank's access tokens.
+    pub jwt_key_file: PathBuf,
+    /// TLS for the APIs: both files (PEM) or neither (plain HTTP, for loopback use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    #[serde(default = "default_token_lifetime_s")]
+    pub token_lifetime_s: u64,
+    /// How long a payment request waits for finality before answering 202 with a status URL.
+    #[serde(default = "default_payment_wait_ms")]
+    pub payment_wait_ms: u64,
+    /// Blocks after the current height at which a payment the bank signs expires.
+    #[serde(default = "default_payment_expiry_blocks")]
+    pub payment_expiry_blocks: u64,
+}
+
+fn default_payment_wait_ms() -> u64 {
+    5_000
+}
+fn default_payment_expiry_blocks() -> u64 {
+    2_000
 }
 
 /// The `[central_bank]` table: the issuance and authority API.
@@ -113,6 +154,22 @@ impl NodeFile {
             cb.pki_dir = base.join(&cb.pki_dir);
             cb.jwt_key_file = base.join(&cb.jwt_key_file);
         }
+        if let Some(bank) = cfg.intermediary.as_mut() {
+            for file in [
+                &mut bank.admin_key_file,
+                &mut bank.float_key_file,
+                &mut bank.pii_key_file,
+                &mut bank.network_key_file,
+                &mut bank.jwt_key_file,
+            ] {
+                *file = base.join(&*file);
+            }
+            for file in
+                [bank.tls_cert_file.as_mut(), bank.tls_key_file.as_mut()].into_iter().flatten()
+            {
+                *file = base.join(&*file);
+            }
+        }
         if let Some(rest) = cfg.node.database_url.strip_prefix("sqlite://")
             && !rest.starts_with('/')
         {
@@ -154,6 +211,21 @@ impl NodeFile {
             && !(60..=3_600).contains(&cb.token_lifetime_s)
         {
             bail!("central_bank.token_lifetime_s must be between 60 and 3600");
+        }
+        if let Some(bank) = &self.intermediary {
+            if !(60..=3_600).contains(&bank.token_lifetime_s) {
+                bail!("intermediary.token_lifetime_s must be between 60 and 3600");
+            }
+            if !(100..=60_000).contains(&bank.payment_wait_ms) {
+                bail!("intermediary.payment_wait_ms must be between 100 and 60000");
+            }
+            let max = cbdc_ledger::policy::MAX_EXPIRY_WINDOW_BLOCKS;
+            if !(10..=max).contains(&bank.payment_expiry_blocks) {
+                bail!("intermediary.payment_expiry_blocks must be between 10 and {max}");
+            }
+            if bank.tls_cert_file.is_some() != bank.tls_key_file.is_some() {
+                bail!("intermediary.tls_cert_file and tls_key_file go together");
+            }
         }
         for p in &self.peers {
             let mut key = [0u8; 32];

@@ -157,6 +157,15 @@ fn print_endpoints(args: &DevnetArgs, nodes: &[CreatedNode]) {
         println!("{:<14} http://{:<21} {}", n.name, n.http, log.display());
     }
     println!("endpoints: /health /metrics /v1/status, POST /v1/transactions; Ctrl-C stops all");
+    for n in nodes.iter().filter(|n| n.bank > 0) {
+        if let Ok(api) = init::bank_api(n.http) {
+            println!(
+                "{:<14} bank API: http://{api}/v1 (wallet) and /v1/ops (operators; password in {}), docs at /docs/",
+                n.name,
+                args.dir.join(&n.name).join("credentials/operator.password").display()
+            );
+        }
+    }
     if let Ok(api) = init::central_bank_api(args.http_base_port) {
         println!(
             "central bank API: https://{api}/v1 (CA {}, staff passwords in {})",

@@ -1,7 +1,7 @@
 //! `init`: creates a network — the genesis, every key (officers, bank administration, floats,
 //! validators) and one configuration file per node — in a directory.
 
-use crate::config::{CentralBankSection, NodeFile, NodeSection, Peer, Role};
+use crate::config::{CentralBankSection, IntermediarySection, NodeFile, NodeSection, Peer, Role};
 use crate::keys;
 use anyhow::{Context, Result, bail};
 use cbdc_ledger::{Amount, BankId, Genesis, GenesisBank, Policy, PublicKey, TierLimits, WalletId};
@@ -131,6 +131,10 @@ pub fn init(args: &InitArgs) -> Result<Vec<CreatedNode>> {
     };
     genesis.validate().context("the generated genesis is invalid")?;
     std::fs::write(args.dir.join("genesis.json"), genesis.to_json())?;
+    keys::write_secret(
+        &args.dir.join(NETWORK_KEY_FILE),
+        hex::encode(keys::random_bytes::<32>()?).as_bytes(),
+    )?;
     write_node_files(args, &validators)
 }
 
@@ -138,6 +142,37 @@ pub fn init(args: &InitArgs) -> Result<Vec<CreatedNode>> {
 pub fn central_bank_api(http_base_port: u16) -> Result<SocketAddr> {
     let port = http_base_port.checked_add(90).context("API port out of range")?;
     Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+/// A commercial bank's operator and wallet API address: 100 ports above its node's HTTP port.
+pub fn bank_api(http_listen: SocketAddr) -> Result<SocketAddr> {
+    let port = http_listen.port().checked_add(100).context("API port out of range")?;
+    Ok(SocketAddr::new(http_listen.ip(), port))
+}
+
+/// The network's holder-reference key, shared by its banks (`<net>/network.key`).
+pub const NETWORK_KEY_FILE: &str = "network.key";
+
+/// Generates a commercial bank's API secrets in its directory `dir` (mode 0600: the AEAD key
+/// for personal data, the token signing key) and returns its `[intermediary]` table. The
+/// network key is the one at the network directory's root.
+fn intermediary_section(dir: &Path, api_listen: SocketAddr) -> Result<IntermediarySection> {
+    keys::write_secret(&dir.join("pii.key"), hex::encode(keys::random_bytes::<32>()?).as_bytes())?;
+    let jwt = crate::auth::SigningKey::generate_pkcs8().map_err(anyhow::Error::msg)?;
+    keys::write_secret(&dir.join("jwt.key"), hex::encode(jwt).as_bytes())?;
+    Ok(IntermediarySection {
+        api_listen,
+        admin_key_file: PathBuf::from("admin.key"),
+        float_key_file: PathBuf::from("float.key"),
+        pii_key_file: PathBuf::from("pii.key"),
+        network_key_file: PathBuf::from("..").join(NETWORK_KEY_FILE),
+        jwt_key_file: PathBuf::from("jwt.key"),
+        tls_cert_file: None,
+        tls_key_file: None,
+        token_lifetime_s: 900,
+        payment_wait_ms: 5_000,
+        payment_expiry_blocks: 2_000,
+    })
 }
 
 /// The loopback address of node `bank` for a port range starting at `base`.
@@ -217,6 +252,12 @@ fn write_node_files(args: &InitArgs, validators: &[PublicKey]) -> Result<Vec<Cre
                 })
             } else {
                 None
+            },
+            intermediary: if bank == 0 {
+                None
+            } else {
+                let http = addr(args.http_base_port, bank)?;
+                Some(intermediary_section(&args.dir.join(&name), bank_api(http)?)?)
             },
         };
         let path = args.dir.join(&name).join("node.toml");
@@ -310,6 +351,7 @@ pub fn prepare_bank(
         node: node_section(&name, bank, p2p_listen, http_listen, database),
         peers,
         central_bank: None,
+        intermediary: Some(intermediary_section(&dir, bank_api(http_listen)?)?),
     };
     let config = dir.join("node.toml");
     std::fs::write(&config, toml::to_string_pretty(&file)?)?;
