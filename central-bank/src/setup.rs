@@ -28,6 +28,35 @@ fn random_password() -> Result<String> {
     Ok(hex::encode(keys::random_bytes::<18>()?))
 }
 
+/// Issues bank `n`'s API server certificate from the central bank's CA (`tls/api.pem`,
+/// `tls/api.key`) and turns TLS on in its `[intermediary]` section, so customers and operators
+/// reach the bank's APIs over HTTPS, verifying the network's CA (`tls/cb-ca.pem`).
+fn enable_bank_api_tls(ca: &mut Ca, n: &CreatedNode, tls_dir: &Path) -> Result<()> {
+    let mut table: toml::Table = toml::from_str(&std::fs::read_to_string(&n.config)?)?;
+    let Some(section) = table.get_mut("intermediary").and_then(|s| s.as_table_mut()) else {
+        return Ok(());
+    };
+    let listen: std::net::SocketAddr = section
+        .get("api_listen")
+        .and_then(|v| v.as_str())
+        .context("the [intermediary] section has no api_listen")?
+        .parse()?;
+    let cert = ca.issue(&IssueRequest {
+        holder: Holder::Bank(n.bank),
+        kind: CertKind::Server {
+            dns: vec!["localhost".into(), n.name.clone()],
+            ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), listen.ip()],
+        },
+        validity_days: 365,
+    })?;
+    std::fs::write(tls_dir.join("api.pem"), &cert.cert_pem)?;
+    keys::write_secret(&tls_dir.join("api.key"), cert.key_pem.as_bytes())?;
+    section.insert("tls_cert_file".into(), "tls/api.pem".into());
+    section.insert("tls_key_file".into(), "tls/api.key".into());
+    std::fs::write(&n.config, toml::to_string_pretty(&table)?)?;
+    Ok(())
+}
+
 /// Sets up the central bank in a network directory `net` (after `cbdc_service::init::init`).
 pub fn init_central_bank(net: &Path, nodes: &[CreatedNode], officers: u32) -> Result<()> {
     let Some(cb) = nodes.iter().find(|n| n.bank == 0) else { bail!("no central bank node") };
@@ -60,6 +89,7 @@ pub fn init_central_bank(net: &Path, nodes: &[CreatedNode], officers: u32) -> Re
         std::fs::write(dir.join("cb-client.pem"), &cert.cert_pem)?;
         keys::write_secret(&dir.join("cb-client.key"), cert.key_pem.as_bytes())?;
         std::fs::write(dir.join("cb-ca.pem"), &ca_pem)?;
+        enable_bank_api_tls(&mut ca, n, &dir)?;
     }
     // JWT signing key.
     let pkcs8 = JwtKey::generate_pkcs8()?;

@@ -21,7 +21,7 @@ use cbdc_store::{CustomerRecord, CustomerStatus, Sealed, StoreError, UserRecord}
 use serde::{Deserialize, Serialize};
 use wallet_api::backend::{ApiError, Idempotency, Principal};
 use wallet_api::model;
-use wallet_api::routes::{authenticate, body_hash, idempotency_key, problem};
+use wallet_api::routes::{authenticate, body_hash, idempotency_key, problem, read_json};
 
 /// Longest name, address or document field, in bytes.
 const MAX_TEXT_BYTES: usize = 256;
@@ -220,16 +220,23 @@ fn idempotency<T: Serialize>(req: &HttpRequest, body: &T) -> Result<Idempotency,
     Ok(Idempotency { key: idempotency_key(req)?, body_hash: body_hash(body)? })
 }
 
-async fn onboard(
-    bank: web::Data<Bank>,
-    req: HttpRequest,
-    body: web::Json<OnboardRequest>,
-) -> HttpResponse {
-    let who = match operator(&bank, &req) {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    answer(201, onboard_customer(&bank, &who, body.into_inner()))
+/// Authenticates the operator, then reads the bounded JSON body (so an anonymous caller learns
+/// nothing about the body's shape).
+async fn operator_and_body<T: serde::de::DeserializeOwned>(
+    bank: &Bank,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(Principal, T), HttpResponse> {
+    let who = operator(bank, req)?;
+    let body = read_json(req, payload).await.map_err(|e| problem(&e))?;
+    Ok((who, body))
+}
+
+async fn onboard(bank: web::Data<Bank>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    match operator_and_body::<OnboardRequest>(&bank, &req, payload).await {
+        Ok((who, body)) => answer(201, onboard_customer(&bank, &who, body)),
+        Err(answer) => answer,
+    }
 }
 
 fn onboard_customer(
@@ -408,10 +415,10 @@ async fn set_tier(
     bank: web::Data<Bank>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<TierRequest>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let who = match operator(&bank, &req) {
-        Ok(who) => who,
+    let (who, body) = match operator_and_body::<TierRequest>(&bank, &req, payload).await {
+        Ok(parsed) => parsed,
         Err(answer) => return answer,
     };
     let result = async {
@@ -453,13 +460,12 @@ async fn open_wallet(
     bank: web::Data<Bank>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<OpenWalletBody>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let who = match operator(&bank, &req) {
-        Ok(who) => who,
+    let (who, body) = match operator_and_body::<OpenWalletBody>(&bank, &req, payload).await {
+        Ok(parsed) => parsed,
         Err(answer) => return answer,
     };
-    let body = body.into_inner();
     let result = bank
         .open_wallet_for(
             &path,
@@ -634,24 +640,24 @@ async fn fund(
     bank: web::Data<Bank>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<AmountRequest>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    if let Err(answer) = operator(&bank, &req) {
-        return answer;
+    match operator_and_body::<AmountRequest>(&bank, &req, payload).await {
+        Ok((_, body)) => receipt_answer(move_float(&bank, &req, &path, body, true).await),
+        Err(answer) => answer,
     }
-    receipt_answer(move_float(&bank, &req, &path, body.into_inner(), true).await)
 }
 
 async fn defund(
     bank: web::Data<Bank>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<AmountRequest>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    if let Err(answer) = operator(&bank, &req) {
-        return answer;
+    match operator_and_body::<AmountRequest>(&bank, &req, payload).await {
+        Ok((_, body)) => receipt_answer(move_float(&bank, &req, &path, body, false).await),
+        Err(answer) => answer,
     }
-    receipt_answer(move_float(&bank, &req, &path, body.into_inner(), false).await)
 }
 
 async fn set_link(
@@ -691,11 +697,11 @@ async fn link(
     bank: web::Data<Bank>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<LinkRequest>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    match operator(&bank, &req) {
-        Ok(who) => {
-            answer(200, set_link(&bank, &who, &path, Some(body.into_inner().deposit_account)).await)
+    match operator_and_body::<LinkRequest>(&bank, &req, payload).await {
+        Ok((who, body)) => {
+            answer(200, set_link(&bank, &who, &path, Some(body.deposit_account)).await)
         }
         Err(answer) => answer,
     }

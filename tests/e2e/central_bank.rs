@@ -21,7 +21,7 @@ fn port_base(test: u16) -> u16 {
 
 /// A client of the network's central bank API, once it answers.
 #[allow(clippy::disallowed_methods, reason = "end-to-end tests wait on real processes")]
-fn connect(net: &Network, base: u16) -> Result<Api<'_>> {
+pub(crate) fn connect(net: &Network, base: u16) -> Result<Api<'_>> {
     let addr = cbdc_service::init::central_bank_api(base + 50)?;
     let ca = std::fs::read_to_string(net.net_dir().join("central-bank/pki/ca.pem"))?;
     let api = Api { net, client: ApiClient::new(addr, "localhost", &ca, None)?, addr, ca };
@@ -35,7 +35,7 @@ fn connect(net: &Network, base: u16) -> Result<Api<'_>> {
     Ok(api)
 }
 
-struct Api<'a> {
+pub(crate) struct Api<'a> {
     net: &'a Network,
     client: ApiClient,
     addr: std::net::SocketAddr,
@@ -49,7 +49,7 @@ impl Api<'_> {
         )?)
     }
 
-    fn login(&self, user: &str) -> Result<String> {
+    pub(crate) fn login(&self, user: &str) -> Result<String> {
         let a = self.client.call(
             "POST",
             "/v1/auth/token",
@@ -62,7 +62,7 @@ impl Api<'_> {
         Ok(a.json()?["access_token"].as_str().unwrap_or_default().to_string())
     }
 
-    fn create(&self, token: &str, request: Value) -> Result<Answer> {
+    pub(crate) fn create(&self, token: &str, request: Value) -> Result<Answer> {
         self.client.call("POST", "/v1/requests", Some(token), Some(&request))
     }
 
@@ -76,7 +76,7 @@ impl Api<'_> {
 
     /// Signs the request's payload with `key_file` (relative to the network directory) and
     /// posts the approval as the token's user.
-    fn approve(&self, token: &str, id: &str, key_file: &str) -> Result<Answer> {
+    pub(crate) fn approve(&self, token: &str, id: &str, key_file: &str) -> Result<Answer> {
         let view = self.get(token, id)?;
         let payload = view["signing_payload"].as_str().unwrap_or_default().to_string();
         let (officer_key, signature) =
@@ -90,7 +90,7 @@ impl Api<'_> {
     }
 
     #[allow(clippy::disallowed_methods, reason = "end-to-end tests wait on real processes")]
-    fn wait_state(&self, token: &str, id: &str, want: &[&str]) -> Result<Value> {
+    pub(crate) fn wait_state(&self, token: &str, id: &str, want: &[&str]) -> Result<Value> {
         let start = Instant::now();
         loop {
             let v = self.get(token, id)?;
@@ -105,11 +105,11 @@ impl Api<'_> {
     }
 }
 
-fn mint(bank: u32, minor: u64) -> Value {
+pub(crate) fn mint(bank: u32, minor: u64) -> Value {
     json!({ "kind": "mint", "bank": bank, "amount_minor": minor, "reason": "e2e issuance" })
 }
 
-fn id_of(a: &Answer) -> Result<String> {
+pub(crate) fn id_of(a: &Answer) -> Result<String> {
     if a.status != 201 {
         bail!("create: {} {}", a.status, a.body);
     }

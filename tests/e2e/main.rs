@@ -5,3 +5,4 @@ mod authorization;
 mod central_bank;
 mod harness;
 mod replication;
+mod wallet;

@@ -186,7 +186,7 @@ pub fn path_config() -> web::PathConfig {
 }
 
 /// Reads a bounded JSON body. Called only after authentication.
-async fn read_json<T: DeserializeOwned>(
+pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<T, ApiError> {

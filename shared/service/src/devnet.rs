@@ -160,8 +160,9 @@ fn print_endpoints(args: &DevnetArgs, nodes: &[CreatedNode]) {
     for n in nodes.iter().filter(|n| n.bank > 0) {
         if let Ok(api) = init::bank_api(n.http) {
             println!(
-                "{:<14} bank API: http://{api}/v1 (wallet) and /v1/ops (operators; password in {}), docs at /docs/",
+                "{:<14} bank API: https://localhost:{}/v1 (wallet) and /v1/ops (operators; password in {}), docs at /docs/",
                 n.name,
+                api.port(),
                 args.dir.join(&n.name).join("credentials/operator.password").display()
             );
         }

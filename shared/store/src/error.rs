@@ -81,6 +81,14 @@ pub enum StoreError {
     /// The request already has the most approvals one request may have.
     #[error("request {} already has {max} approvals", hex(id))]
     TooManyApprovals { id: [u8; 16], max: u64 },
+    /// A unique value of a record to store is already another record's: a customer's
+    /// `username`, `holder_ref` or `customer_id`, a `wallet_id`, a payment's `tx_id` or a
+    /// payment request's `request_id`. Nothing was stored.
+    #[error("the {what} is already taken")]
+    Duplicate { what: &'static str },
+    /// The customer already has the most wallets one customer may have.
+    #[error("customer {customer_id} already has {max} wallets")]
+    TooManyWallets { customer_id: String, max: u64 },
     /// Appending to the audit log lost the race for the next sequence number every time.
     #[error(
         "audit append failed after {attempts} attempts: another writer took each sequence number"

@@ -21,6 +21,10 @@
 //!   is found by [`Store::verify_audit`]; and maker-checker requests with their officers'
 //!   approvals (`cb_requests`, `cb_approvals`), whose state only moves by compare-and-set
 //!   ([`Store::update_request_state`]).
+//! - The intermediary's records (`bank_customers`, `bank_wallets`, `bank_payments`,
+//!   `bank_payment_requests`): customers with sealed personal data, one per person; their
+//!   wallets, custodial ones with a sealed signing seed; payments, idempotent per principal and
+//!   key ([`Store::insert_payment`]) and settled by compare-and-set; and payment requests.
 //! - [`recover`]: rebuilding the in-memory [`cbdc_ledger::Ledger`] from the newest snapshot plus
 //!   the blocks after it, and [`commit_block`], the write path that keeps that possible.
 //!
@@ -49,6 +53,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod audit;
+mod bank;
 mod blocks;
 mod connection;
 mod convert;
@@ -67,6 +72,14 @@ pub use audit::{
     AUDIT_APPEND_ATTEMPTS, AUDIT_HASH_DOMAIN, AuditEntry, AuditRecord, AuditVerification,
     MAX_ACTOR_BYTES, MAX_AUDIT_ACTION_BYTES, MAX_AUDIT_DETAILS_BYTES, MAX_AUDIT_OUTCOME_BYTES,
     MAX_AUDIT_PAGE, MAX_AUDIT_TARGET_BYTES, audit_hash,
+};
+pub use bank::{
+    BankWalletRecord, CUSTOMER_ID_HEX_CHARS, Custody, CustomerRecord, CustomerStatus,
+    MAX_ACCOUNT_CIPHERTEXT_BYTES, MAX_CUSTOMER_TIER, MAX_CUSTOMERS_PAGE, MAX_IDEMPOTENCY_KEY_BYTES,
+    MAX_KEY_CIPHERTEXT_BYTES, MAX_PAYMENT_REFERENCE_BYTES, MAX_PAYMENT_TRANSACTION_BYTES,
+    MAX_PAYMENTS_PAGE, MAX_PII_CIPHERTEXT_BYTES, MAX_PRINCIPAL_BYTES, MAX_TX_HISTORY_ROWS,
+    MAX_WALLETS_PER_CUSTOMER, PaymentInsert, PaymentRecord, PaymentRequestRecord,
+    PaymentRequestState, PaymentState, Sealed,
 };
 pub use blocks::{MAX_PAGE, StoredBlock};
 pub use connection::{Backend, drop_database, ensure_database};

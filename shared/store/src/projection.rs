@@ -181,7 +181,7 @@ struct NewHistory<'a> {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = wallet_history)]
-struct HistoryRecord {
+pub(crate) struct HistoryRecord {
     id: i64,
     height: i64,
     tx_id: Vec<u8>,

@@ -136,7 +136,67 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bank_customers (customer_id) {
+        customer_id -> Text,
+        username -> Text,
+        holder_ref -> Binary,
+        tier -> SmallInt,
+        status -> SmallInt,
+        pii_nonce -> Binary,
+        pii_ciphertext -> Binary,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    bank_wallets (wallet_id) {
+        wallet_id -> Binary,
+        customer_id -> Text,
+        custody -> SmallInt,
+        class -> SmallInt,
+        public_key -> Binary,
+        key_nonce -> Nullable<Binary>,
+        key_ciphertext -> Nullable<Binary>,
+        account_nonce -> Nullable<Binary>,
+        account_ciphertext -> Nullable<Binary>,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    bank_payments (tx_id) {
+        tx_id -> Binary,
+        principal -> Text,
+        idempotency_key -> Text,
+        body_hash -> Binary,
+        from_wallet -> Binary,
+        to_wallet -> Binary,
+        amount_minor -> BigInt,
+        expiry_height -> BigInt,
+        transaction -> Binary,
+        state -> SmallInt,
+        height -> Nullable<BigInt>,
+        timestamp_ms -> Nullable<BigInt>,
+        rejection -> Nullable<Text>,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    bank_payment_requests (request_id) {
+        request_id -> Binary,
+        wallet_id -> Binary,
+        amount_minor -> BigInt,
+        reference -> Text,
+        state -> SmallInt,
+        paid_tx_id -> Nullable<Binary>,
+        created_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(cb_approvals -> cb_requests (request_id));
+diesel::joinable!(bank_wallets -> bank_customers (customer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     blocks,
@@ -151,4 +211,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     cb_audit,
     cb_requests,
     cb_approvals,
+    bank_customers,
+    bank_wallets,
+    bank_payments,
+    bank_payment_requests,
 );

@@ -20,7 +20,7 @@ pub struct StoredSnapshot {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = snapshots)]
-struct SnapshotRecord {
+pub(crate) struct SnapshotRecord {
     height: i64,
     state_root: Vec<u8>,
     data: Vec<u8>,

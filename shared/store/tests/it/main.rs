@@ -3,6 +3,7 @@
 //! missing `DATABASE_URL` into a failure.
 
 mod audit;
+mod bank;
 mod block_log;
 mod corruption;
 mod epochs;
