@@ -15,7 +15,7 @@ on_both_backends!(
     concurrent_first_opens_migrate_once,
 );
 
-const MIGRATIONS: i64 = 4;
+const MIGRATIONS: i64 = 5;
 
 fn reopen_keeps_everything(db: &TestDb) {
     let blocks = chain(4);
