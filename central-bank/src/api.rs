@@ -39,6 +39,10 @@ pub struct ApiState {
     pub ca: Arc<Mutex<crate::pki::Ca>>,
     /// The running server's client-certificate verifier, given each new CRL.
     pub verifier: Arc<crate::pki::CrlVerifier>,
+    /// The node's counters, for the dashboard.
+    pub status: crate::dashboard::StatusSource,
+    /// The dashboard's sampled series.
+    pub series: crate::dashboard::SharedSeries,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -235,6 +239,29 @@ async fn supply(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
             "quota_minor": b.quota.minor(),
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// The regulators' dashboard document (see `dashboard`).
+async fn dashboard(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    let who = match principal(&req, &state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = require(&who, &[Role::Regulator]) {
+        return r;
+    }
+    let summary = match state.summary().await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let status = (state.status)();
+    let samples = crate::lock(&state.series).samples();
+    let events = state
+        .store()
+        .requests(Some(RequestState::Committed), None, crate::dashboard::MAX_EVENTS)
+        .unwrap_or_default();
+    let body = crate::dashboard::document(&summary, &status, &samples, &events, (state.now_ms)());
+    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body)
 }
 
 async fn policy(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
@@ -618,6 +645,7 @@ pub fn spawn(
                     .into()
                 });
                 App::new()
+                    .wrap(cbdc_service::telemetry::http_metrics("central_bank_api"))
                     .app_data(data.clone())
                     .app_data(json)
                     .app_data(query)
@@ -625,6 +653,7 @@ pub fn spawn(
                     .route("/v1/auth/token", web::post().to(token))
                     .route("/v1/supply", web::get().to(supply))
                     .route("/v1/policy", web::get().to(policy))
+                    .route("/v1/dashboard", web::get().to(dashboard))
                     .route("/v1/requests", web::post().to(create_request))
                     .route("/v1/requests", web::get().to(list_requests))
                     .route("/v1/requests/{id}", web::get().to(get_request))
@@ -635,6 +664,7 @@ pub fn spawn(
                     .route("/v1/certificates/{serial}/revocation", web::post().to(revoke))
                     .route("/v1/crl", web::get().to(crl))
                     .configure(crate::docs::routes)
+                    .configure(crate::dashboard::routes)
                     .default_service(web::to(not_found))
             })
             .on_connect(on_connect)

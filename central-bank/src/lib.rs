@@ -5,6 +5,7 @@
 pub mod api;
 pub use cbdc_service::auth;
 pub mod client;
+pub mod dashboard;
 pub mod docs;
 pub mod officer;
 pub mod pki;

@@ -69,6 +69,9 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
         now_ms.clone(),
         random,
     );
+    let status_rx = started.status.clone();
+    let status: crate::dashboard::StatusSource = Arc::new(move || status_rx.borrow().clone());
+    let series: crate::dashboard::SharedSeries = Arc::default();
     let state = ApiState {
         workflow: workflow.clone(),
         tokens,
@@ -77,8 +80,23 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
         now_ms,
         ca,
         verifier,
+        status: status.clone(),
+        series: series.clone(),
     };
     let server = api::spawn(section.api_listen, tls, state)?;
+    let sampler_node = started.mailbox.clone();
+    let sampler = std::thread::Builder::new().name("cb-dashboard".into()).spawn(move || {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            loop {
+                if let Ok(summary) = sampler_node.summary().await {
+                    let sample = crate::dashboard::sample(crate::now_ms(), &summary, &status());
+                    crate::lock(&series).push(sample);
+                }
+                actix_web::rt::time::sleep(crate::dashboard::SAMPLE_EVERY).await;
+            }
+        });
+    })?;
     let follower = std::thread::Builder::new().name("cb-follower".into()).spawn(move || {
         let system = actix_web::rt::System::new();
         system.block_on(async move {
@@ -91,5 +109,5 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
         });
     })?;
     tracing::info!(api = %section.api_listen, "central bank API started");
-    Ok(Box::new((server, follower)))
+    Ok(Box::new((server, follower, sampler)))
 }

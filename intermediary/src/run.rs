@@ -153,6 +153,7 @@ fn spawn(
             let data = web::Data::from(bank);
             let server = HttpServer::new(move || {
                 App::new()
+                    .wrap(cbdc_service::telemetry::http_metrics("bank_api"))
                     .app_data(data.clone())
                     .app_data(wallet_api::routes::json_config())
                     .app_data(wallet_api::routes::query_config())

@@ -3,6 +3,10 @@
 
 mod authorization;
 mod central_bank;
+mod dashboard;
 mod harness;
+mod metrics;
 mod replication;
+mod verify;
 mod wallet;
+mod webdriver;

@@ -14,6 +14,9 @@
 //!   to its finalized tip, fetching any block it lacks from peers (`SYNC` channel), then applies
 //!   the blocks in height order, each exactly once (keyed by height; repeated reports are
 //!   ignored), appending each to the block log with the certificate when it has one.
+//! - Mempool: every 500 ms its oldest transactions (at most 256) are executed against the
+//!   finalized ledger in arrival order, as a proposal on the finalized tip would, and the
+//!   rejected ones are dropped, like those such a proposal rejects (never gossiped).
 //!
 //! # Invariants
 //! - The finalized ledger only ever advances by `Ledger::check_block` of the next block whose
@@ -29,12 +32,21 @@
 //! proposal is voted against). A crash loses nothing finalized: on restart the ledger is rebuilt
 //! from the newest snapshot and the block log, and the engine from its journal.
 //!
+//! # Measurement
+//! Published in [`NodeStatus`] after every change, counted since the process started: for each
+//! block applied, its finality latency (the runtime clock minus the block time: the node never
+//! reads the wall clock), its transactions by kind and the money they moved (from the postings
+//! of its outcomes); for each finalization certificate, the last height each signer signed;
+//! the transactions dropped from the mempool as rejected against the finalized ledger (by the
+//! re-check or a proposal on the finalized tip), by kind and code.
+//!
 //! # Test hook
 //! With the test-only feature `byzantine`, a `ProposalTamper` may replace this node's own
 //! proposals (a byzantine proposer for simulations). Nothing else changes; production builds never
 //! enable the feature.
 
 use crate::mempool::{Mempool, MempoolError};
+use crate::metrics::{BankHoldings, LatencyHistogram, MoneyFlows, TierHoldings, bump};
 use crate::wire::{self, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE_BYTES, SyncMessage, Want};
 use cbdc_ledger::codec::{Decode, Encode};
 use cbdc_ledger::{Block, BlockContext, Digest, Ledger, PublicKey, Rejection, SignedTransaction};
@@ -83,6 +95,8 @@ const SYNC_RETRY: Duration = Duration::from_millis(500);
 /// With no block finalized for this long, the node asks a peer for its newest certified block
 /// (it may have missed finalizations, or a whole validator-set epoch).
 const CATCH_UP_AFTER: Duration = Duration::from_secs(2);
+/// Oldest mempool transactions re-checked against the finalized ledger every [`SYNC_RETRY`].
+const RECHECK_TXS: usize = 256;
 /// Capacity of the actor's mailbox.
 pub const MAILBOX_SIZE: usize = 4_096;
 
@@ -164,6 +178,31 @@ pub struct NodeStatus {
     pub epoch: u64,
     /// Validators in that epoch.
     pub validators: usize,
+    /// Most transactions the mempool holds.
+    pub mempool_capacity: usize,
+    /// The policy's supply cap at the finalized tip, in minor units.
+    pub supply_cap_minor: u64,
+    /// Finality latency of the blocks this process finalized: the runtime clock when the block
+    /// was applied minus the block's time.
+    pub finality_latency: LatencyHistogram,
+    /// Transactions in the blocks this process finalized, by kind (`TxKind::name`).
+    pub committed_by_kind: BTreeMap<&'static str, u64>,
+    /// Transactions this node dropped from its mempool as rejected against the finalized
+    /// ledger (its re-check, or a proposal on the finalized tip), by kind and by code.
+    pub rejections_by_kind: BTreeMap<&'static str, u64>,
+    pub rejections_by_code: BTreeMap<&'static str, u64>,
+    /// Money moved by the blocks this process finalized (see [`MoneyFlows`]).
+    pub payments_total: u64,
+    pub payments_value_minor: u64,
+    pub waterfalls_total: u64,
+    pub waterfall_value_minor: u64,
+    pub reverse_waterfalls_total: u64,
+    pub reverse_waterfall_value_minor: u64,
+    /// Per validator, in key order: the last height whose finalization certificate (as this
+    /// node received it) the validator signed, for the validators seen signing since start.
+    pub validators_last_signed: Vec<(PublicKey, u64)>,
+    /// Per validator, in key order: equivocation evidence records naming it.
+    pub evidence_by_validator: Vec<(PublicKey, u64)>,
 }
 
 /// The validator set an engine instance runs with: the epoch, its validators, and the block
@@ -238,6 +277,10 @@ pub struct LedgerSummary {
     pub supply: cbdc_ledger::Supply,
     pub policy: cbdc_ledger::Policy,
     pub banks: Vec<cbdc_ledger::Bank>,
+    /// What each bank's wallets and float hold, in bank order.
+    pub holdings_by_bank: Vec<BankHoldings>,
+    /// What retail wallets hold by KYC tier, in tier order.
+    pub wallets_by_tier: Vec<TierHoldings>,
 }
 
 /// The handle consensus and services use to reach the actor.
@@ -403,7 +446,30 @@ pub(crate) fn mailbox(participants: Vec<PublicKey>) -> (Mailbox, mpsc::Receiver<
 /// A block this node knows but has not finalized; `after` is the ledger after it once verified.
 struct Known {
     block: Arc<Block>,
-    after: Option<Ledger>,
+    after: Option<Verified>,
+}
+
+/// A verified block's outcome: the ledger after it and the money its transactions moved.
+struct Verified {
+    ledger: Ledger,
+    flows: MoneyFlows,
+}
+
+impl Verified {
+    fn new(ledger: Ledger, outcomes: &[cbdc_ledger::TxOutcome]) -> Verified {
+        Verified { ledger, flows: MoneyFlows::of(outcomes) }
+    }
+}
+
+/// The node's counters since the process started (published in [`NodeStatus`]).
+#[derive(Default)]
+struct Counters {
+    finality_latency: LatencyHistogram,
+    committed_by_kind: BTreeMap<&'static str, u64>,
+    rejections_by_kind: BTreeMap<&'static str, u64>,
+    rejections_by_code: BTreeMap<&'static str, u64>,
+    flows: MoneyFlows,
+    last_signed: BTreeMap<PublicKey, u64>,
 }
 
 /// The node's own p2p channels.
@@ -443,6 +509,7 @@ pub(crate) struct Actor<E, S, R> {
     requested_ranges: BTreeMap<u64, std::time::SystemTime>,
     next_peer: usize,
     finalized_transactions: u64,
+    counters: Counters,
     net: Option<Channels<S, R>>,
     /// The validator-set epoch of the finalized tip, and what the engine runs with.
     epoch: u64,
@@ -450,6 +517,8 @@ pub(crate) struct Actor<E, S, R> {
     /// The epoch's other validators (asked for blocks), and a verifier of its certificates.
     peers: Vec<ValidatorKey>,
     verifier: Scheme,
+    /// The epoch's validators in the engine's participant order (certificate signer indices).
+    signer_order: Vec<PublicKey>,
     /// When a block was last finalized, and when a peer was last asked for its newest one.
     last_progress: std::time::SystemTime,
     last_catch_up: std::time::SystemTime,
@@ -463,6 +532,12 @@ pub(crate) fn validator_set(validators: &[PublicKey]) -> Option<Set<ValidatorKey
         .map(|k| ValidatorKey::decode(bytes::Bytes::copy_from_slice(&k.0)).ok())
         .collect();
     Set::try_from(keys?).ok()
+}
+
+/// `validators` in the engine's participant order (certificates name signers by index in it).
+fn signer_order(validators: &[PublicKey]) -> Vec<PublicKey> {
+    let Some(set) = validator_set(validators) else { return Vec::new() };
+    set.iter().filter_map(|k| <[u8; 32]>::try_from(k.as_ref()).ok().map(PublicKey)).collect()
 }
 
 /// The consensus keys of `validators` other than `me`.
@@ -513,6 +588,7 @@ where
         let verifier = verifier_for(&cfg.namespace, &epoch.validators);
         assert!(verifier.is_some(), "the ledger's validator keys are valid Ed25519 keys");
         let verifier = verifier.unwrap_or_else(|| unreachable!());
+        let signer_order = signer_order(&epoch.validators);
         let (epoch_tx, epoch_rx) = watch::channel(epoch.clone());
         let now = context.current();
         let actor = Actor {
@@ -534,11 +610,13 @@ where
             requested_ranges: BTreeMap::new(),
             next_peer: 0,
             finalized_transactions: 0,
+            counters: Counters::default(),
             net: Some(net),
             epoch: epoch.epoch,
             epoch_tx,
             peers,
             verifier,
+            signer_order,
             last_progress: now,
             last_catch_up: now,
         };
@@ -552,6 +630,12 @@ where
 
     fn publish(&self) {
         let tip = self.finalized.tip();
+        let state = self.finalized.state();
+        let c = &self.counters;
+        let mut evidence_by_validator = BTreeMap::new();
+        for e in &self.evidence {
+            bump(&mut evidence_by_validator, e.validator);
+        }
         self.status.send_replace(NodeStatus {
             height: tip.height,
             tip_hash: tip.hash,
@@ -559,10 +643,24 @@ where
             mempool: self.mempool.len(),
             finalized_transactions: self.finalized_transactions,
             evidence: self.evidence.len() as u64,
-            supply_outstanding_minor: self.finalized.state().supply().outstanding().minor(),
+            supply_outstanding_minor: state.supply().outstanding().minor(),
             tip_timestamp_ms: tip.timestamp_ms,
             epoch: self.epoch,
             validators: self.peers.len() + usize::from(self.is_validator()),
+            mempool_capacity: self.mempool.limits().max_transactions,
+            supply_cap_minor: state.policy().supply_cap_minor.minor(),
+            finality_latency: c.finality_latency,
+            committed_by_kind: c.committed_by_kind.clone(),
+            rejections_by_kind: c.rejections_by_kind.clone(),
+            rejections_by_code: c.rejections_by_code.clone(),
+            payments_total: c.flows.payments,
+            payments_value_minor: c.flows.payments_value_minor,
+            waterfalls_total: c.flows.waterfalls,
+            waterfall_value_minor: c.flows.waterfall_value_minor,
+            reverse_waterfalls_total: c.flows.reverse_waterfalls,
+            reverse_waterfall_value_minor: c.flows.reverse_waterfall_value_minor,
+            validators_last_signed: c.last_signed.iter().map(|(k, h)| (*k, *h)).collect(),
+            evidence_by_validator: evidence_by_validator.into_iter().collect(),
         });
     }
 
@@ -608,6 +706,7 @@ where
                         self.advance(&mut sync_tx);
                     }
                     self.maybe_catch_up(&mut sync_tx);
+                    self.recheck_mempool();
                     // Re-derive what pending verifications still need; stale wants drop out.
                     self.wanted.clear();
                     self.retry_waiting();
@@ -695,6 +794,7 @@ where
             }
             Message::Summary { response } => {
                 let state = self.finalized.state();
+                let (holdings_by_bank, wallets_by_tier) = crate::metrics::holdings(state);
                 response.send_lossy(LedgerSummary {
                     height: self.finalized.height(),
                     epoch: self.finalized.epoch(),
@@ -702,6 +802,8 @@ where
                     supply: state.supply(),
                     policy: state.policy().clone(),
                     banks: state.banks().cloned().collect(),
+                    holdings_by_bank,
+                    wallets_by_tier,
                 });
             }
         }
@@ -712,7 +814,7 @@ where
         if *hash == self.finalized.tip().hash {
             return Some(&self.finalized);
         }
-        self.known.get(hash).and_then(|k| k.after.as_ref())
+        self.known.get(hash).and_then(|k| k.after.as_ref()).map(|v| &v.ledger)
     }
 
     fn want(&mut self, hash: Digest, height: Option<u64>) {
@@ -747,7 +849,10 @@ where
             };
             let Some(parent) = self.ledger_at(&block.header.parent_hash) else { return false };
             match parent.check_block(&block) {
-                Ok((after, _)) => self.remember(Known { block, after: Some(after) }),
+                Ok((after, outcome)) => {
+                    let after = Verified::new(after, &outcome.outcomes);
+                    self.remember(Known { block, after: Some(after) });
+                }
                 Err(error) => {
                     warn!(height = block.header.height, %error, "an ancestor does not verify");
                     return false;
@@ -793,15 +898,7 @@ where
         #[cfg(feature = "byzantine")]
         let built = tampered(self.cfg.proposal_tamper.as_ref(), parent, built);
         if on_finalized {
-            // Rejected against the finalized state: tell no one, forget them (an already
-            // committed one is removed when its block is applied here).
-            let rejected: Vec<_> = candidates
-                .iter()
-                .zip(&built.outcomes)
-                .filter(|(_, o)| o.rejection().is_some_and(|r| r != Rejection::AlreadyCommitted))
-                .map(|(tx, _)| tx.body.id)
-                .collect();
-            self.mempool.remove(&rejected);
+            self.drop_rejected(&candidates, &built.outcomes);
         }
         let hash = built.block.hash();
         debug!(
@@ -809,8 +906,51 @@ where
             txs = built.block.transactions.len(),
             "proposed"
         );
-        self.remember(Known { block: Arc::new(built.block), after: Some(built.ledger) });
+        let after = Verified::new(built.ledger, &built.outcomes);
+        self.remember(Known { block: Arc::new(built.block), after: Some(after) });
         Some(sha256::Digest(hash))
+    }
+
+    /// Forgets the candidates rejected against the finalized state and counts them (an
+    /// already committed one is removed when its block is applied here); tells no one.
+    /// Returns whether any was dropped.
+    fn drop_rejected(
+        &mut self,
+        candidates: &[SignedTransaction],
+        outcomes: &[cbdc_ledger::TxOutcome],
+    ) -> bool {
+        let mut rejected = Vec::new();
+        for (tx, outcome) in candidates.iter().zip(outcomes) {
+            let Some(r) = outcome.rejection() else { continue };
+            if r == Rejection::AlreadyCommitted {
+                continue;
+            }
+            rejected.push(tx.body.id);
+            bump(&mut self.counters.rejections_by_kind, tx.body.kind.name());
+            bump(&mut self.counters.rejections_by_code, r.code());
+        }
+        self.mempool.remove(&rejected);
+        !rejected.is_empty()
+    }
+
+    /// Re-checks the oldest mempool transactions against the finalized ledger, in arrival
+    /// order as a proposal would take them, and drops the rejected ones. Proposals seldom
+    /// build on the finalized tip itself (the parent is usually a notarized block), so without
+    /// this a transaction that can never commit (an overdraft, an expired one) would stay in
+    /// every mempool, and enough of them at its head would leave no room in proposals.
+    fn recheck_mempool(&mut self) {
+        if self.mempool.is_empty() {
+            return;
+        }
+        let candidates = self.mempool.peek(RECHECK_TXS.min(self.cfg.max_block_txs));
+        let ctx = BlockContext {
+            timestamp_ms: ms(&self.context).max(self.finalized.tip().timestamp_ms),
+            proposer: self.cfg.me,
+        };
+        let built = self.finalized.build_block(ctx, &candidates);
+        if self.drop_rejected(&candidates, &built.outcomes) {
+            self.publish();
+        }
     }
 
     fn remember(&mut self, known: Known) {
@@ -875,7 +1015,8 @@ where
             return Some(false);
         }
         match parent.check_block(&block) {
-            Ok((after, _)) => {
+            Ok((after, outcome)) => {
+                let after = Verified::new(after, &outcome.outcomes);
                 self.remember(Known { block, after: Some(after) });
                 Some(true)
             }
@@ -1025,10 +1166,10 @@ where
             let Some(known) = self.known.remove(hash) else {
                 unreachable!("path blocks are known");
             };
-            let after = match known.after {
+            let verified = match known.after {
                 Some(after) if known.block.header.parent_hash == self.finalized.tip().hash => after,
                 _ => match self.finalized.check_block(&known.block) {
-                    Ok((after, _)) => after,
+                    Ok((after, outcome)) => Verified::new(after, &outcome.outcomes),
                     Err(error) => panic!(
                         "finalized block {} does not apply ({error}): a quorum certified an \
                          invalid block or this node's state is corrupt; stopping",
@@ -1037,6 +1178,11 @@ where
                 },
             };
             let cert = if hash == target { certificate.as_deref() } else { None };
+            if let Some(cert) = cert {
+                self.record_signers(cert, known.block.header.height);
+            }
+            self.count_finalized(&known.block, &verified.flows);
+            let after = verified.ledger;
             let (before, after_epoch) = (self.finalized.epoch(), after.epoch());
             if let Err(error) =
                 commit_block(&mut self.store, &after, &known.block, cert, self.cfg.snapshot_every)
@@ -1069,6 +1215,47 @@ where
         }
     }
 
+    /// Counts a block being finalized: its finality latency (runtime clock now minus block
+    /// time), its transactions by kind, the money they moved.
+    fn count_finalized(&mut self, block: &Block, flows: &MoneyFlows) {
+        let latency_ms = ms(&self.context).saturating_sub(block.header.timestamp_ms);
+        self.counters.finality_latency.observe(latency_ms);
+        for tx in &block.transactions {
+            bump(&mut self.counters.committed_by_kind, tx.body.kind.name());
+        }
+        self.counters.flows.add(flows);
+    }
+
+    /// Notes who signed the finalization certificate of the block at `height`, which the
+    /// validators of its parent's epoch (the finalized tip's) certify. The certificate was
+    /// verified before it got here (by the engine, or against the epoch's validators).
+    fn record_signers(&mut self, certificate: &[u8], height: u64) {
+        let other;
+        let (verifier, order) = if self.finalized.epoch() == self.epoch {
+            (&self.verifier, &self.signer_order)
+        } else {
+            // The path crossed an epoch end: the target's epoch (its parent's) is not yet the
+            // one the engine supervisor runs.
+            let validators = self.finalized.validators();
+            let Some(verifier) = verifier_for(&self.cfg.namespace, &validators) else { return };
+            other = (verifier, signer_order(&validators));
+            (&other.0, &other.1)
+        };
+        let Ok(f) = Finalization::<Scheme, ConsensusDigest>::decode_cfg(
+            bytes::Bytes::copy_from_slice(certificate),
+            &verifier.certificate_codec_config(),
+        ) else {
+            return;
+        };
+        for index in f.certificate.signers.iter() {
+            let key = usize::try_from(index.get()).ok().and_then(|i| order.get(i));
+            if let Some(key) = key {
+                let last = self.counters.last_signed.entry(*key).or_insert(height);
+                *last = (*last).max(height);
+            }
+        }
+    }
+
     /// The finalized tip ended the epoch: hand the new validator set to the engine supervisor,
     /// which stops this epoch's engine and starts the next one from the tip.
     fn enter_epoch(&mut self) {
@@ -1081,6 +1268,7 @@ where
             Some(v) => self.verifier = v,
             None => panic!("epoch {epoch} has a validator key that is not an Ed25519 key"),
         }
+        self.signer_order = signer_order(&validators);
         // Candidates of the old epoch can never be finalized; its engine's pending
         // verifications are answered no more.
         self.known.clear();

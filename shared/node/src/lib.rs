@@ -8,14 +8,23 @@
 
 pub mod app;
 pub mod mempool;
+pub mod metrics;
 pub mod node;
+pub mod verify;
 pub mod wire;
 
 pub use app::{
     Channels, EpochInfo, Evidence, LedgerSummary, Mailbox, NodeStatus, SubmitError, ValidatorKey,
 };
 pub use mempool::{Mempool, MempoolError, MempoolLimits};
+pub use metrics::{
+    BankHoldings, FINALITY_BUCKETS_MS, LatencyHistogram, MoneyFlows, TX_KINDS, TierHoldings,
+};
 pub use node::{
     CertificateSigners, ConsensusChannels, NodeConfig, NodeError, NodeHandle, Timeouts,
     certificate_signers, namespace, participants, start, validator_key,
+};
+pub use verify::{
+    EpochSummary, FailureReason, LogVerifier, VerifyError, VerifyFailure, VerifyReport, verify_log,
+    verify_store,
 };

@@ -56,6 +56,10 @@ impl Mempool {
         self.by_id.len()
     }
 
+    pub fn limits(&self) -> MempoolLimits {
+        self.limits
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }

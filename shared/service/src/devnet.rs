@@ -173,5 +173,9 @@ fn print_endpoints(args: &DevnetArgs, nodes: &[CreatedNode]) {
             args.dir.join("central-bank/pki/ca.pem").display(),
             args.dir.join("credentials").display()
         );
+        println!(
+            "regulators' dashboard: https://localhost:{}/dashboard/ (sign in as `regulator`)",
+            api.port()
+        );
     }
 }

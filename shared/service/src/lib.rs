@@ -8,6 +8,7 @@ pub mod devnet;
 pub mod http;
 pub mod init;
 pub mod keys;
+pub mod telemetry;
 pub mod validator;
 
 /// Logs to stderr: human-readable by default, JSON with `CBDC_LOG_FORMAT=json`; the level comes
