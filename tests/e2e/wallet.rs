@@ -670,3 +670,71 @@ fn authorization_between_customers_banks_and_roles_and_bad_input() -> Result<()>
     assert_eq!((status, closed["status"].as_str()), (200, Some("closed")), "{closed}");
     Ok(())
 }
+
+/// Runs the `cbdc-wallet` binary against bank `i`'s API; returns its JSON output.
+fn wallet_cli(net: &Network, i: usize, dir: &Path, args: &[&str]) -> Result<Value> {
+    let api =
+        format!("https://localhost:{}", cbdc_service::init::bank_api(net.nodes[i].http)?.port());
+    let output = std::process::Command::new(net.binary_path("cbdc-wallet"))
+        .args(args)
+        .env("CBDC_WALLET_API", api)
+        .env("CBDC_WALLET_CA_FILE", net.net_dir().join("central-bank/pki/ca.pem"))
+        .env("CBDC_WALLET_TOKEN_FILE", dir.join("token"))
+        .env("CBDC_WALLET_PASSWORD", std::fs::read_to_string(dir.join("password"))?)
+        .output()
+        .context("running cbdc-wallet (built by `cargo build -p wallet-api`)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!("cbdc-wallet {args:?}: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)))
+}
+
+#[test]
+fn the_command_line_wallet_pays_with_a_self_custody_key() -> Result<()> {
+    let base = port_base(12);
+    let net = Network::start(4, base, "sqlite")?;
+    issue(&net, base, &[1], 10_000_000)?;
+    let op1 = operator(&net, 1)?;
+    let (_gina_id, gina_pw) = onboard(
+        &op1,
+        &Person { name: "Gina", national_id: "GI7", username: "gina", verification: "full" },
+    )?;
+    let (hank_id, hank_pw) = onboard(
+        &op1,
+        &Person { name: "Hank", national_id: "HA8", username: "hank", verification: "full" },
+    )?;
+    let h = open(&op1, &hank_id, json!({ "custody": "custodial" }))?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("password"), &gina_pw)?;
+    let key_file = dir.path().join("gina.key");
+    let key_arg = key_file.to_string_lossy().into_owned();
+
+    // Gina's key never leaves her machine: the bank registers only its public key.
+    wallet_cli(&net, 1, dir.path(), &["keygen", "--key-file", &key_arg])?;
+    wallet_cli(&net, 1, dir.path(), &["login", "--username", "gina"])?;
+    let registered = wallet_cli(&net, 1, dir.path(), &["register", "--key-file", &key_arg])?;
+    let g = registered["wallet_id"].as_str().context("the wallet id")?.to_string();
+    assert_eq!(registered["custody"], "self_custody", "{registered}");
+    assert_eq!(fund(&op1, &g, 50_000, "fund-g")?.0, 200);
+
+    let receipt = wallet_cli(
+        &net,
+        1,
+        dir.path(),
+        &["pay", "--key-file", &key_arg, "--from", &g, "--to", &h, "--amount", "12345"],
+    )?;
+    assert_eq!(receipt["status"], "committed", "{receipt}");
+    assert!(receipt["height"].as_u64().is_some_and(|h| h > 0), "{receipt}");
+    let balance = wallet_cli(&net, 1, dir.path(), &["balance", "--wallet", &g])?;
+    assert_eq!(balance["wallet"]["balance_minor"], 37_655, "{balance}");
+    let history = wallet_cli(&net, 1, dir.path(), &["history", "--wallet", &g])?;
+    let first = &history["entries"][0];
+    assert_eq!(
+        (first["direction"].as_str(), first["amount_minor"].as_u64()),
+        (Some("debit"), Some(12_345))
+    );
+    let hank = customer(&net, 1, "hank", &hank_pw)?;
+    assert_eq!(balance_becomes(&hank, &h, 12_345)?, 12_345);
+    Ok(())
+}
