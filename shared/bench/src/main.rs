@@ -30,11 +30,93 @@ enum Command {
     /// Five real validator processes on loopback under load (needs the release binaries:
     /// `cargo build --release -p central-bank -p intermediary -p cbdc-bench`).
     Network(network::NetworkArgs),
+    /// Drive a running network with signed transfers (direct to the nodes or through the banks'
+    /// wallet API): committed transfers/s, finality latency, CPU per transfer per validator.
+    Load(load::LoadArgs),
+    /// Per-core ceilings: batch signature verification, block execution, projection writes.
+    Micro(micro::MicroArgs),
+    /// `micro` then `load` in one run, so their ratios hold; `--smoke` for a few seconds of each.
+    All(AllArgs),
 }
 
+mod http;
+mod load;
+mod micro;
 mod network;
+mod wallet;
 
 #[derive(clap::Args, Debug)]
+struct AllArgs {
+    /// Small sizes: micro-benchmarks at small sizes and 3 s of open-loop load at 200/s on a
+    /// fresh network with 40 wallets.
+    #[arg(long)]
+    smoke: bool,
+    /// Skip the network load (micro-benchmarks only).
+    #[arg(long)]
+    no_network: bool,
+    #[command(flatten)]
+    load: load::LoadArgs,
+}
+
+#[derive(Serialize, Debug)]
+struct AllResult {
+    benchmark: &'static str,
+    machine: Machine,
+    micro: micro::MicroResult,
+    load: Option<load::LoadResult>,
+    /// cores x verifications/s/core / validators: transfers/s if signature checks were the
+    /// only cost of every validator sharing this machine.
+    signature_ceiling_transfers_per_s: f64,
+    /// Achieved committed transfers/s over that ceiling.
+    ratio_to_signature_ceiling: Option<f64>,
+}
+
+fn write_json<T: Serialize>(value: &T, path: Option<&std::path::Path>) -> Result<()> {
+    let json = serde_json::to_string_pretty(value)?;
+    println!("{json}");
+    if let Some(path) = path {
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_all(args: &AllArgs) -> Result<AllResult> {
+    let micro_args = micro::MicroArgs {
+        smoke: args.smoke,
+        projection_blocks: 40,
+        projection_block_transfers: 500,
+        json: None,
+    };
+    let micro = micro::run(&micro_args)?;
+    micro::print_summary(&micro);
+    let load = if args.no_network {
+        None
+    } else {
+        let mut load_args = args.load.clone();
+        if args.smoke {
+            load_args.duration = 3;
+            load_args.rate = Some(200);
+            load_args.wallets = 40;
+        }
+        let result = load::run(&load_args)?;
+        load::print_summary(&result);
+        Some(result)
+    };
+    let m = machine();
+    let validators = load.as_ref().map_or(5, |l| l.validators) as f64;
+    let ceiling = m.cores as f64 * micro.signature_verifications_per_s_per_core / validators;
+    let ratio = load.as_ref().map(|l| l.committed_transfers_per_s / ceiling);
+    Ok(AllResult {
+        benchmark: "all",
+        machine: m,
+        micro,
+        load,
+        signature_ceiling_transfers_per_s: ceiling,
+        ratio_to_signature_ceiling: ratio,
+    })
+}
+
+#[derive(clap::Args, Debug, Clone)]
 struct LedgerArgs {
     /// Signed transfers in the measured block (at most 65,536).
     #[arg(long, default_value_t = 10_000)]
@@ -50,13 +132,13 @@ struct LedgerArgs {
     json: Option<std::path::PathBuf>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, Clone)]
 struct Machine {
     cores: usize,
     cpu: String,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, Clone)]
 struct LedgerResult {
     benchmark: &'static str,
     machine: Machine,
@@ -201,6 +283,20 @@ fn run_ledger(args: &LedgerArgs) -> Result<LedgerResult> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Load(args) => {
+            let result = load::run(&args)?;
+            load::print_summary(&result);
+            write_json(&result, args.json.as_deref())?;
+        }
+        Command::Micro(args) => {
+            let result = micro::run(&args)?;
+            micro::print_summary(&result);
+            write_json(&result, args.json.as_deref())?;
+        }
+        Command::All(args) => {
+            let result = run_all(&args)?;
+            write_json(&result, args.load.json.as_deref())?;
+        }
         Command::Network(args) => {
             let result = network::run(&args)?;
             let json = serde_json::to_string_pretty(&result)?;
