@@ -16,7 +16,6 @@
 
 use crate::http::{Conn, Submitted};
 use crate::network::{Devnet, DevnetOptions, Issuer, field, nodes_in, status, tx};
-use crate::wallet;
 use anyhow::{Context, Result};
 use cbdc_ledger::codec::Encode;
 use cbdc_ledger::testkit::{key, wallet_id};
@@ -482,14 +481,6 @@ pub fn run_prefix() -> u64 {
     (ns as u64) | (1 << 63)
 }
 
-pub fn run(args: &LoadArgs) -> Result<LoadResult> {
-    let target = target(args)?;
-    match args.path {
-        SubmitPath::Direct => run_direct(args, &target),
-        SubmitPath::Wallet => wallet::run(args, &target),
-    }
-}
-
 /// Pre-signs `n` transfers of 1 minor unit, payer `j % W` to payee `(j + 1) % W`, on two
 /// threads; returns each as its JSON request body.
 fn presign(
@@ -520,7 +511,8 @@ fn presign(
     })
 }
 
-fn run_direct(args: &LoadArgs, target: &Target) -> Result<LoadResult> {
+/// The direct path: pre-signed transfers posted to the nodes (the wallet path is `wallet::run`).
+pub fn run_direct(args: &LoadArgs, target: &Target) -> Result<LoadResult> {
     let nodes = &target.nodes;
     let height = field(&status(nodes[0].http)?, "height");
     let prefix = run_prefix();

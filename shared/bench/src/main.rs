@@ -98,7 +98,7 @@ fn run_all(args: &AllArgs) -> Result<AllResult> {
             load_args.rate = Some(200);
             load_args.wallets = 40;
         }
-        let result = load::run(&load_args)?;
+        let result = run_load(&load_args)?;
         load::print_summary(&result);
         Some(result)
     };
@@ -284,7 +284,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Load(args) => {
-            let result = load::run(&args)?;
+            let result = run_load(&args)?;
             load::print_summary(&result);
             write_json(&result, args.json.as_deref())?;
         }
@@ -328,4 +328,14 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the load test on the path `args` names (the two paths share `load`'s target, tracker
+/// and report; only this dispatch knows both).
+fn run_load(args: &load::LoadArgs) -> Result<load::LoadResult> {
+    let target = load::target(args)?;
+    match args.path {
+        load::SubmitPath::Direct => load::run_direct(args, &target),
+        load::SubmitPath::Wallet => wallet::run(args, &target),
+    }
 }
