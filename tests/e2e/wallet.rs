@@ -295,7 +295,15 @@ fn retail_payments_across_banks_with_limits_waterfalls_and_idempotency() -> Resu
     let (status, over) = fund(&op3, &c3, 50_000, "fund-c3-1")?;
     assert_eq!((status, over["code"].as_str()), (422, Some("holding_limit_exceeded")), "{over}");
     assert_eq!(fund(&op3, &c3, 40_000, "fund-c3-2")?.0, 200);
-    let limits = carol.balance(&c1)?.limits.context("limits")?;
+    // Bank 1 sees bank 3's funding once its own node has the block.
+    let start = Instant::now();
+    let limits = loop {
+        let limits = carol.balance(&c1)?.limits.context("limits")?;
+        if limits.holdings_minor == 100_000 || start.elapsed() > Duration::from_secs(20) {
+            break limits;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!((limits.holdings_minor, limits.holding_remaining_minor), (100_000, 0));
 
     // Waterfall: Carol's bank-1 wallet is linked, so a payment over her holding limit lands
