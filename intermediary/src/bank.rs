@@ -370,15 +370,7 @@ impl Bank {
         idempotency: Idempotency,
         tx: SignedTransaction,
     ) -> Result<model::Receipt, ApiError> {
-        let TxKind::Transfer { legs } = &tx.body.kind else {
-            return Err(ApiError::bad_request("unsupported_transaction", "not a transfer"));
-        };
-        let [leg] = legs.as_slice() else {
-            return Err(ApiError::bad_request(
-                "unsupported_transaction",
-                "a payment has exactly one leg",
-            ));
-        };
+        let leg = single_leg(&tx)?;
         let id = tx.body.id;
         let record = PaymentRecord {
             tx_id: id.0,
@@ -472,6 +464,17 @@ impl Bank {
             (Role::Customer, Some(id)) => Ok(id),
             _ => Err(ApiError::forbidden()),
         }
+    }
+}
+
+/// The one leg of a payment (a transfer with exactly one leg), or 400.
+fn single_leg(tx: &SignedTransaction) -> Result<&Leg, ApiError> {
+    match &tx.body.kind {
+        TxKind::Transfer { legs } if legs.len() == 1 => Ok(&legs[0]),
+        _ => Err(ApiError::bad_request(
+            "unsupported_transaction",
+            "a payment is a transfer with exactly one leg",
+        )),
     }
 }
 
@@ -658,16 +661,7 @@ impl WalletBackend for Bank {
         transaction: SignedTransaction,
     ) -> Result<model::Receipt, ApiError> {
         let customer = self.customer_of(who)?;
-        let TxKind::Transfer { legs } = &transaction.body.kind else {
-            return Err(ApiError::bad_request("unsupported_transaction", "not a transfer"));
-        };
-        let [leg] = legs.as_slice() else {
-            return Err(ApiError::bad_request(
-                "unsupported_transaction",
-                "a payment has exactly one leg",
-            ));
-        };
-        let record = self.owned_wallet(Some(customer), leg.from)?;
+        let record = self.owned_wallet(Some(customer), single_leg(&transaction)?.from)?;
         if record.custody != StoredCustody::SelfCustody {
             return Err(ApiError::new(
                 409,

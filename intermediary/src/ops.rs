@@ -21,7 +21,9 @@ use cbdc_store::{CustomerRecord, CustomerStatus, Sealed, StoreError, UserRecord}
 use serde::{Deserialize, Serialize};
 use wallet_api::backend::{ApiError, Idempotency, Principal};
 use wallet_api::model;
-use wallet_api::routes::{authenticate, body_hash, idempotency_key, problem, read_json};
+use wallet_api::routes::{
+    authenticate, body_hash, idempotency_key, payment_answer_at, problem, read_json, wallet_id,
+};
 
 /// Longest name, address or document field, in bytes.
 const MAX_TEXT_BYTES: usize = 256;
@@ -177,11 +179,6 @@ fn answer<T: Serialize>(status: u16, result: Result<T, ApiError>) -> HttpRespons
         }
         Err(error) => problem(&error),
     }
-}
-
-fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
-    WalletId::from_hex(raw)
-        .map_err(|_| ApiError::bad_request("invalid_id", "wallet ids are 16 bytes of hex"))
 }
 
 fn text(field: &str, value: &str) -> Result<(), ApiError> {
@@ -617,23 +614,13 @@ async fn move_float(
     Ok(receipt)
 }
 
-/// Float movements answer like payments: 200 committed, 202 pending, 422 failed.
+/// Float movements answer like payments; operators poll their own status route.
 fn receipt_answer(result: Result<model::Receipt, ApiError>) -> HttpResponse {
-    match result {
-        Ok(r) => match r.status {
-            model::PaymentStatus::Committed => HttpResponse::Ok().json(r),
-            model::PaymentStatus::Pending => {
-                // Operators poll their own route; `status_url` is the customers' one.
-                let location = format!("/v1/ops/payments/{}", r.tx_id);
-                HttpResponse::Accepted().insert_header(("Location", location)).json(r)
-            }
-            model::PaymentStatus::Failed => {
-                let code = r.rejection.clone().unwrap_or_else(|| "payment_failed".to_string());
-                problem(&ApiError::new(422, &code, "the payment did not commit"))
-            }
-        },
-        Err(error) => problem(&error),
-    }
+    let answer = result.and_then(|r| {
+        let location = format!("/v1/ops/payments/{}", r.tx_id);
+        payment_answer_at(r, &location)
+    });
+    answer.unwrap_or_else(|error| problem(&error))
 }
 
 async fn fund(

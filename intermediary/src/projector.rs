@@ -40,13 +40,14 @@ const EXPIRY_SCAN_TURNS: u32 = 16;
 pub const KIND_WATERFALL: u8 = 201;
 pub const KIND_REVERSE_WATERFALL: u8 = 202;
 
-/// The ledger as of the last block the projector applied, shared with the APIs.
-pub type View = Arc<RwLock<Ledger>>;
+/// The ledger as of the last block the projector applied, shared with the APIs. Each new
+/// ledger is published whole behind its own `Arc`, so publishing copies nothing.
+pub type View = Arc<RwLock<Arc<Ledger>>>;
 
-/// Reads the view (a poisoned lock still holds a consistent ledger: it is only ever replaced
-/// whole).
-pub fn read(view: &View) -> std::sync::RwLockReadGuard<'_, Ledger> {
-    view.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The view's current ledger (a poisoned lock still holds a consistent one: it is only ever
+/// replaced whole).
+pub fn read(view: &View) -> Arc<Ledger> {
+    view.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 /// Transaction ids the projector watches for: payments the bank submitted and are pending,
@@ -81,7 +82,7 @@ pub fn kind_name(kind: u8) -> &'static str {
 struct Projector {
     store: Store,
     bank: cbdc_ledger::BankId,
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     view: View,
     watched: Arc<Watched>,
 }
@@ -95,7 +96,7 @@ pub fn start(
 ) -> Result<(View, std::thread::JoinHandle<()>)> {
     let mut store = Store::open(database_url)?;
     let cursor = store.projection_height(PROJECTION)?;
-    let mut ledger = match store.snapshot_at_or_below(cursor)? {
+    let ledger = match store.snapshot_at_or_below(cursor)? {
         Some(snapshot) if snapshot.height > 0 => Ledger::restore(genesis, &snapshot.data)
             .with_context(|| format!("restoring the snapshot at height {}", snapshot.height))?,
         _ => Ledger::from_genesis(genesis)?,
@@ -104,17 +105,15 @@ pub fn start(
     for payment in store.pending_payments(1_000)? {
         watched.watch_payment(TxId(payment.tx_id));
     }
+    let ledger = Arc::new(ledger);
     let view = Arc::new(RwLock::new(ledger.clone()));
     // Re-apply what was projected before (writes are skipped, settlement is idempotent).
-    let mut projector =
-        Projector { store, bank, ledger: ledger.clone(), view: view.clone(), watched };
+    let mut projector = Projector { store, bank, ledger, view: view.clone(), watched };
     while projector.ledger.height() < cursor {
         if projector.step()? == 0 {
             break;
         }
     }
-    ledger = projector.ledger.clone();
-    *view.write().unwrap_or_else(std::sync::PoisonError::into_inner) = ledger;
     let handle = std::thread::Builder::new().name("bank-projector".into()).spawn(move || {
         let mut turns = 0u32;
         loop {
@@ -155,7 +154,7 @@ impl Projector {
                 self.store.write_projection(block.header.height, &batch)?;
             }
             self.settle(&block)?;
-            self.ledger = ledger;
+            self.ledger = Arc::new(ledger);
             *self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 self.ledger.clone();
         }

@@ -261,7 +261,8 @@ pub fn body_hash<T: Serialize>(body: &T) -> Result<[u8; 32], ApiError> {
     Ok(out)
 }
 
-fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
+/// A wallet id from its hex form, or 400 `invalid_id`.
+pub fn wallet_id(raw: &str) -> Result<WalletId, ApiError> {
     WalletId::from_hex(raw)
         .map_err(|_| ApiError::bad_request("invalid_id", "a wallet id is 32 hex digits (16 bytes)"))
 }
@@ -368,11 +369,18 @@ fn check_signed(request: &SignedPaymentRequest) -> Result<SignedTransaction, Api
 
 /// The answer to a payment: 200 committed, 202 pending (poll `Location`), 422 failed.
 fn payment_answer(receipt: Receipt) -> Result<HttpResponse, ApiError> {
+    let location = receipt.status_url.clone();
+    payment_answer_at(receipt, &location)
+}
+
+/// A payment's answer: 200 committed, 202 pending with `Location: location`, 422 failed with
+/// the rejection as the problem's code. The bank's other money-moving routes answer the same.
+pub fn payment_answer_at(receipt: Receipt, location: &str) -> Result<HttpResponse, ApiError> {
     match receipt.status {
         PaymentStatus::Committed => Ok(HttpResponse::Ok().json(receipt)),
-        PaymentStatus::Pending => Ok(HttpResponse::Accepted()
-            .insert_header((header::LOCATION, receipt.status_url.clone()))
-            .json(receipt)),
+        PaymentStatus::Pending => {
+            Ok(HttpResponse::Accepted().insert_header((header::LOCATION, location)).json(receipt))
+        }
         PaymentStatus::Failed => {
             let code = receipt
                 .rejection
