@@ -88,8 +88,13 @@ pub fn start_api(started: &Started) -> Result<Box<dyn std::any::Any + Send>> {
     let node_dir = node.data_dir.parent().unwrap_or(&node.data_dir).to_path_buf();
     bootstrap_operator(&mut store, &node_dir, cbdc_service::init::now_ms())?;
     let watched = Arc::new(Watched::default());
-    let (view, projector) =
-        projector::start(&node.database_url, &started.genesis, bank_id, watched.clone())?;
+    let (view, projector) = projector::start(
+        &node.database_url,
+        &started.genesis,
+        bank_id,
+        watched.clone(),
+        Some(started.finalized.clone()),
+    )?;
     let bank = Arc::new(Bank {
         id: bank_id,
         chain_id,

@@ -1,6 +1,6 @@
-//! A minimal HTTP/1.1 keep-alive client for `POST /v1/transactions` on a node: one TCP
-//! connection carries many requests (actix keeps HTTP/1.1 connections open), so the load
-//! generator does not pay a TCP handshake per transfer.
+//! A minimal HTTP/1.1 keep-alive client for a node's `POST /v1/transactions` and
+//! `POST /v1/transactions/batch`: one TCP connection carries many requests (actix keeps
+//! HTTP/1.1 connections open), so the load generator does not pay a TCP handshake per transfer.
 
 use anyhow::{Context, Result, bail};
 use cbdc_ledger::SignedTransaction;
@@ -43,26 +43,72 @@ impl Conn {
     /// Submits one signed transaction; one retry on a fresh connection if the kept-alive one
     /// was closed by the server.
     pub fn submit(&mut self, tx: &SignedTransaction) -> Result<Submitted> {
-        let body = format!("{{\"transaction\":\"{}\"}}", hex::encode(tx.encode()));
-        self.submit_body(&body)
+        self.submit_hex(&hex::encode(tx.encode()))
     }
 
-    /// Submits a pre-encoded request body (`{"transaction":"<hex>"}`).
-    pub fn submit_body(&mut self, body: &str) -> Result<Submitted> {
-        match self.request(body) {
+    /// Submits one pre-encoded transaction (hex).
+    pub fn submit_hex(&mut self, hex: &str) -> Result<Submitted> {
+        let body = format!("{{\"transaction\":\"{hex}\"}}");
+        let (status, text) = self.post_retrying("/v1/transactions", &body)?;
+        if status == 202 {
+            return Ok(Submitted::Accepted);
+        }
+        Ok(Submitted::Refused(status, problem_code(status, &text)))
+    }
+
+    /// Submits pre-encoded transactions (hex) in one `POST /v1/transactions/batch`; one
+    /// answer per transaction (a refused request answers every one with its code).
+    pub fn submit_batch(&mut self, hexes: &[&str]) -> Result<Vec<Submitted>> {
+        let mut body = String::with_capacity(hexes.iter().map(|h| h.len() + 3).sum::<usize>() + 32);
+        body.push_str("{\"transactions\":[");
+        for (i, h) in hexes.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push('"');
+            body.push_str(h);
+            body.push('"');
+        }
+        body.push_str("]}");
+        let (status, text) = self.post_retrying("/v1/transactions/batch", &body)?;
+        if status != 200 {
+            let refused = Submitted::Refused(status, problem_code(status, &text));
+            return Ok(vec![refused; hexes.len()]);
+        }
+        let answer: serde_json::Value = serde_json::from_str(&text).context("batch answer")?;
+        let results = answer.get("results").and_then(|r| r.as_array()).context("results")?;
+        if results.len() != hexes.len() {
+            bail!("{} results for {} transactions", results.len(), hexes.len());
+        }
+        Ok(results
+            .iter()
+            .map(|r| match r.get("status").and_then(|s| s.as_str()) {
+                Some("accepted") => Submitted::Accepted,
+                _ => {
+                    let code = r.get("code").and_then(|c| c.as_str()).unwrap_or("refused");
+                    Submitted::Refused(200, code.to_string())
+                }
+            })
+            .collect())
+    }
+
+    /// Posts a JSON body; one retry on a fresh connection if the kept-alive one was closed by
+    /// the server.
+    fn post_retrying(&mut self, path: &str, body: &str) -> Result<(u16, String)> {
+        match self.post(path, body) {
             Ok(answer) => Ok(answer),
             Err(_) => {
                 self.stream = None;
-                self.request(body)
+                self.post(path, body)
             }
         }
     }
 
-    fn request(&mut self, body: &str) -> Result<Submitted> {
+    fn post(&mut self, path: &str, body: &str) -> Result<(u16, String)> {
         let addr = self.addr;
         let stream = self.connect()?;
         let head = format!(
-            "POST /v1/transactions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n",
             body.len()
         );
@@ -73,15 +119,16 @@ impl Conn {
         if close {
             self.stream = None;
         }
-        if status == 202 {
-            return Ok(Submitted::Accepted);
-        }
-        let code = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
-            .unwrap_or_else(|| format!("http_{status}"));
-        Ok(Submitted::Refused(status, code))
+        Ok((status, text))
     }
+}
+
+/// The problem's `code`, or `http_<status>`.
+fn problem_code(status: u16, text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
+        .unwrap_or_else(|| format!("http_{status}"))
 }
 
 /// Reads one response: status, whether the server closes the connection, body.

@@ -65,8 +65,12 @@ pub struct LoadArgs {
     pub threads_per_node: u32,
     /// Closed loop, direct path: transfers pre-signed per second of duration (an upper bound
     /// of what can be submitted).
-    #[arg(long, default_value_t = 8_000)]
+    #[arg(long, default_value_t = 15_000)]
     pub presign_per_s: u32,
+    /// Direct path: transfers per request (`POST /v1/transactions/batch`, at most 1,024);
+    /// 1 posts each alone to `POST /v1/transactions`.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch: u32,
     /// Database of a started network: `sqlite`, `postgres` (the server of `DATABASE_URL`,
     /// scratch databases dropped afterwards) or a PostgreSQL URL prefix.
     #[arg(long, default_value = "sqlite")]
@@ -499,7 +503,7 @@ fn presign(
         let legs = vec![Leg { from: ids[from], to: ids[to], amount: one }];
         let kind = TxKind::Transfer { legs };
         let t: SignedTransaction = tx(chain, prefix, first + j as u64, exp, kind, &[&keys[from]]);
-        format!("{{\"transaction\":\"{}\"}}", hex::encode(t.encode()))
+        hex::encode(t.encode())
     };
     let half = n / 2;
     std::thread::scope(|s| {
@@ -553,20 +557,46 @@ pub fn run_direct(args: &LoadArgs, target: &Target) -> Result<LoadResult> {
             for _ in 0..args.threads_per_node {
                 let (t, next, bodies) = (&t, &next, &bodies);
                 let limit = u64::from(args.concurrency);
+                let batch = args.batch.max(1) as usize;
                 workers.push(s.spawn(move || {
                     let mut conn = Conn::new(node.http);
-                    loop {
-                        let j = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        if j >= bodies.len() {
-                            break;
+                    let mut over = false;
+                    while !over {
+                        // Claim the next `batch` transfers; each waits for its own turn (due
+                        // time or a free slot) and its latency counts from that turn.
+                        let j0 = next.fetch_add(batch as u64, Ordering::Relaxed) as usize;
+                        let mut claimed = Vec::with_capacity(batch);
+                        for j in j0..(j0 + batch).min(bodies.len()) {
+                            let Some(at) = wait_turn(t, args.rate, limit, j, end_ns) else {
+                                over = true;
+                                break;
+                            };
+                            t.sent(j, at);
+                            claimed.push(j);
                         }
-                        let Some(at) = wait_turn(t, args.rate, limit, j, end_ns) else { break };
-                        t.sent(j, at);
-                        match conn.submit_body(&bodies[j]) {
-                            Ok(Submitted::Accepted) => {}
-                            Ok(Submitted::Refused(_, code)) => t.reject(&code),
+                        if j0 + batch >= bodies.len() {
+                            over = true;
+                        }
+                        if claimed.is_empty() {
+                            continue;
+                        }
+                        let answers = if batch == 1 {
+                            conn.submit_hex(&bodies[j0]).map(|a| vec![a])
+                        } else {
+                            let hexes: Vec<&str> =
+                                claimed.iter().map(|j| bodies[*j].as_str()).collect();
+                            conn.submit_batch(&hexes)
+                        };
+                        match answers {
+                            Ok(answers) => {
+                                for answer in answers {
+                                    if let Submitted::Refused(_, code) = answer {
+                                        t.reject(&code);
+                                    }
+                                }
+                            }
                             Err(_) => {
-                                t.failed.fetch_add(1, Ordering::Relaxed);
+                                t.failed.fetch_add(claimed.len() as u64, Ordering::Relaxed);
                             }
                         }
                     }

@@ -14,7 +14,12 @@
 //!   ledger is unchanged.
 //! - Supply conservation and the holder aggregates are asserted after every block: a violation is
 //!   a bug in this crate and crashes the node rather than let it sign a wrong state.
+//! - [`Ledger::check_final_block`] (a bank's view replaying its own node's block log): the same
+//!   checks without re-verifying signatures the process already verified.
+//! - [`Ledger::dry_run`]: the outcome each candidate would have, without building a block.
 //! - [`verify_chain`] re-checks a whole chain from its genesis and names the first bad block.
+//! - Applying a block costs O(block), not O(state): the state is structurally shared and its
+//!   commitment incremental ([`crate::commitment`]).
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer, decode_seq, encode_seq};
 use crate::crypto::{SigItem, domain, hash_parts, verify_all};
@@ -196,6 +201,13 @@ pub enum SnapshotError {
     Genesis(#[from] GenesisError),
 }
 
+/// Whether a block's signatures are checked while applying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signatures {
+    Verify,
+    AlreadyVerified,
+}
+
 /// The replicated state at a tip.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -228,9 +240,19 @@ pub fn verify_signatures(chain_id: &str, txs: &[SignedTransaction]) -> Vec<bool>
 
 /// Executes transactions in order on `state`, then asserts the ledger invariants.
 pub fn execute_all(state: &mut State, env: &BlockEnv, txs: &[SignedTransaction]) -> Vec<TxOutcome> {
-    state.prune_recent(env.height);
     let sigs_ok = verify_signatures(&state.chain_id, txs);
-    let outcomes = txs
+    execute_verified(state, env, txs, sigs_ok)
+}
+
+/// [`execute_all`] with the signature verdicts already known (one per transaction).
+fn execute_verified(
+    state: &mut State,
+    env: &BlockEnv,
+    txs: &[SignedTransaction],
+    sigs_ok: Vec<bool>,
+) -> Vec<TxOutcome> {
+    state.prune_recent(env.height);
+    let outcomes: Vec<TxOutcome> = txs
         .iter()
         .zip(sigs_ok)
         .map(|(tx, sig_ok)| match execute(state, env, tx, sig_ok) {
@@ -238,7 +260,11 @@ pub fn execute_all(state: &mut State, env: &BlockEnv, txs: &[SignedTransaction])
             Err(r) => TxOutcome::Rejected(r),
         })
         .collect();
-    let invariants = state.check_invariants();
+    let touched = outcomes.iter().flat_map(|o| match o {
+        TxOutcome::Committed(postings) => postings.as_slice(),
+        TxOutcome::Rejected(_) => &[],
+    });
+    let invariants = state.check_block_invariants(touched.map(|p| &p.wallet));
     assert!(invariants.is_ok(), "ledger invariant broken after a block: {invariants:?}");
     outcomes
 }
@@ -331,6 +357,33 @@ impl Ledger {
 
     /// The ledger after `block`, without changing `self` (validators' `verify`).
     pub fn check_block(&self, block: &Block) -> Result<(Ledger, BlockOutcome), BlockError> {
+        self.check_block_with(block, Signatures::Verify)
+    }
+
+    /// The ledger after a block that is already final and whose signatures this process has
+    /// already verified: every check of [`Ledger::check_block`] except the signature check.
+    ///
+    /// Only for a block read back from the block log this process's own node wrote after
+    /// verifying it (the bank's view replays its node's log). Anything that arrived from
+    /// outside (a peer, a file to audit) goes through [`Ledger::check_block`].
+    pub fn check_final_block(&self, block: &Block) -> Result<(Ledger, BlockOutcome), BlockError> {
+        self.check_block_with(block, Signatures::AlreadyVerified)
+    }
+
+    /// What each candidate would do on top of this ledger (a dry run: no block, no commitment
+    /// is kept). One outcome per candidate, as [`Ledger::build_block`] would give.
+    pub fn dry_run(&self, timestamp_ms: u64, candidates: &[SignedTransaction]) -> Vec<TxOutcome> {
+        let considered = candidates.get(..MAX_BLOCK_TXS as usize).unwrap_or(candidates);
+        let env = self.next_env(timestamp_ms.max(self.tip.timestamp_ms));
+        let mut state = self.state.clone();
+        execute_all(&mut state, &env, considered)
+    }
+
+    fn check_block_with(
+        &self,
+        block: &Block,
+        signatures: Signatures,
+    ) -> Result<(Ledger, BlockOutcome), BlockError> {
         let h = &block.header;
         let expected = self.tip.height.saturating_add(1);
         if h.height != expected {
@@ -356,7 +409,11 @@ impl Ledger {
         }
         let env = BlockEnv { height: h.height, timestamp_ms: h.timestamp_ms };
         let mut state = self.state.clone();
-        let outcomes = execute_all(&mut state, &env, &block.transactions);
+        let sigs_ok = match signatures {
+            Signatures::Verify => verify_signatures(&state.chain_id, &block.transactions),
+            Signatures::AlreadyVerified => vec![true; block.transactions.len()],
+        };
+        let outcomes = execute_verified(&mut state, &env, &block.transactions, sigs_ok);
         for (i, outcome) in outcomes.iter().enumerate() {
             if let Some(rejection) = outcome.rejection() {
                 let index = u32::try_from(i).unwrap_or(u32::MAX);

@@ -27,6 +27,7 @@ pub mod domain {
     pub const MERKLE_NODE: &[u8] = b"cbdc.v1.merkle.node";
     pub const MERKLE_EMPTY: &[u8] = b"cbdc.v1.merkle.empty";
     pub const STATE: &[u8] = b"cbdc.v1.state";
+    pub const STATE_ENTRY: &[u8] = b"cbdc.v1.state-entry";
     pub const BATCH_SEED: &[u8] = b"cbdc.v1.batch-verify-seed";
 }
 

@@ -108,7 +108,7 @@ pub fn execute(
         return Err(Rejection::ExpiryTooFar);
     }
     let digest = body.digest();
-    if let Some(seen) = state.recent.get(&body.id) {
+    if let Some(seen) = state.recent_tx(&body.id) {
         return Err(if seen.digest == digest {
             Rejection::AlreadyCommitted
         } else {
@@ -208,7 +208,7 @@ impl<'s> Overlay<'s> {
 
     fn wallet(&mut self, id: WalletId) -> Result<&mut Wallet, Rejection> {
         if !self.wallets.contains_key(&id) {
-            let w = self.state.wallets.get(&id).ok_or(Rejection::UnknownWallet)?;
+            let w = self.state.wallet(&id).ok_or(Rejection::UnknownWallet)?;
             self.wallets.insert(id, w.clone());
         }
         self.wallets.get_mut(&id).ok_or(Rejection::UnknownWallet)
@@ -217,7 +217,7 @@ impl<'s> Overlay<'s> {
     fn holder(&mut self, holder: HolderRef) -> &mut Holder {
         let state = self.state;
         self.holders.entry(holder).or_insert_with(|| {
-            let h = state.holders.get(&holder);
+            let h = state.holder(&holder);
             assert!(h.is_some(), "retail wallet without a holder record");
             h.copied().unwrap_or_default()
         })
@@ -247,8 +247,12 @@ struct Changes {
 
 impl Changes {
     fn write(self, state: &mut State) -> Vec<Posting> {
-        state.wallets.extend(self.wallets);
-        state.holders.extend(self.holders);
+        for w in self.wallets.into_values() {
+            state.put_wallet(w);
+        }
+        for (holder_ref, holder) in self.holders {
+            state.put_holder(holder_ref, holder);
+        }
         self.postings
     }
 }
@@ -277,9 +281,9 @@ fn transfer(
     // Authority first: exactly the keys of the paying wallets must have signed.
     let mut required = BTreeSet::new();
     for leg in legs {
-        let payer = state.wallets.get(&leg.from).ok_or(Rejection::UnknownWallet)?;
+        let payer = state.wallet(&leg.from).ok_or(Rejection::UnknownWallet)?;
         required.insert(payer.public_key);
-        if !state.wallets.contains_key(&leg.to) {
+        if !state.has_wallet(&leg.to) {
             return Err(Rejection::UnknownWallet);
         }
     }
@@ -415,7 +419,7 @@ fn mint(state: &mut State, bank_id: BankId, amount: Amount) -> Result<Vec<Postin
     }
     let float_id = bank.float_wallet;
     let minted = add(state.supply.minted, amount)?;
-    let float = state.wallets.get(&float_id).ok_or(Rejection::UnknownWallet)?;
+    let float = state.wallet(&float_id).ok_or(Rejection::UnknownWallet)?;
     let float_balance = add(float.balance, amount)?;
     // All checks passed: write.
     state.supply.minted = minted;
@@ -432,7 +436,7 @@ fn burn(state: &mut State, bank_id: BankId, amount: Amount) -> Result<Vec<Postin
     let issued = bank.issued.checked_sub(amount).map_err(|_| Rejection::BurnExceedsIssued)?;
     let central = state.banks.get(&BankId::CENTRAL_BANK).ok_or(Rejection::UnknownBank)?;
     let issuance_id = central.float_wallet;
-    let issuance = state.wallets.get(&issuance_id).ok_or(Rejection::UnknownWallet)?;
+    let issuance = state.wallet(&issuance_id).ok_or(Rejection::UnknownWallet)?;
     let balance = issuance.balance.checked_sub(amount).map_err(|_| Rejection::InsufficientFunds)?;
     let burned = add(state.supply.burned, amount)?;
     state.supply.burned = burned;
@@ -450,10 +454,11 @@ fn set_issued(state: &mut State, bank: BankId, issued: Amount) {
 }
 
 fn set_balance(state: &mut State, wallet: WalletId, balance: Amount) {
-    let w = state.wallets.get_mut(&wallet);
+    let w = state.wallet(&wallet).cloned();
     assert!(w.is_some(), "wallet vanished during execution");
-    if let Some(w) = w {
+    if let Some(mut w) = w {
         w.balance = balance;
+        state.put_wallet(w);
     }
 }
 
@@ -493,7 +498,7 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
             if !crate::tx::valid_endpoint(endpoint) {
                 return Err(Rejection::InvalidEndpoint);
             }
-            if state.wallets.contains_key(float_wallet) {
+            if state.has_wallet(float_wallet) {
                 return Err(Rejection::WalletExists);
             }
             if state.banks.values().any(|b| b.validator_key == *validator_key) {
@@ -513,9 +518,7 @@ fn admission(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
                     issued: Amount::ZERO,
                 },
             );
-            state
-                .wallets
-                .insert(*float_wallet, float_wallet_record(*float_wallet, *bank, *float_key));
+            state.put_wallet(float_wallet_record(*float_wallet, *bank, *float_key));
             state.epoch = state.epoch.saturating_add(1);
             Ok(())
         }
@@ -558,15 +561,15 @@ pub(crate) fn float_wallet_record(id: WalletId, bank: BankId, key: PublicKey) ->
 /// Wallet administration by the owning bank (authority already checked).
 fn administer_wallet(state: &mut State, kind: &TxKind) -> Result<(), Rejection> {
     if let TxKind::OpenWallet { bank, wallet, public_key, class, tier, holder, linked } = kind {
-        if state.wallets.contains_key(wallet) {
+        if state.has_wallet(wallet) {
             return Err(Rejection::WalletExists);
         }
         if !matches!(class, WalletClass::Retail | WalletClass::Merchant) {
             return Err(Rejection::ClassNotAllowed);
         }
         tier_limits(&state.policy, *tier)?;
-        if *class == WalletClass::Retail {
-            state.holders.entry(*holder).or_default();
+        if *class == WalletClass::Retail && state.holder(holder).is_none() {
+            state.put_holder(*holder, Holder::default());
         }
         let record = Wallet {
             id: *wallet,
@@ -579,7 +582,7 @@ fn administer_wallet(state: &mut State, kind: &TxKind) -> Result<(), Rejection> 
             linked: *linked,
             balance: Amount::ZERO,
         };
-        state.wallets.insert(*wallet, record);
+        state.put_wallet(record);
         return Ok(());
     }
     let (bank, wallet_id) = match kind {
@@ -590,7 +593,7 @@ fn administer_wallet(state: &mut State, kind: &TxKind) -> Result<(), Rejection> 
         | TxKind::SetLinked { bank, wallet, .. } => (*bank, *wallet),
         _ => return Err(Rejection::WrongSigner),
     };
-    let wallet = state.wallets.get(&wallet_id).ok_or(Rejection::UnknownWallet)?;
+    let wallet = state.wallet(&wallet_id).ok_or(Rejection::UnknownWallet)?;
     if wallet.bank != bank {
         return Err(Rejection::ForeignWallet);
     }
@@ -605,7 +608,7 @@ fn administer_wallet(state: &mut State, kind: &TxKind) -> Result<(), Rejection> 
         TxKind::SetTier { tier, .. } => {
             let limits = tier_limits(&state.policy, *tier)?;
             if next.class == WalletClass::Retail {
-                let holdings = state.holders.get(&next.holder).map(|h| h.holdings);
+                let holdings = state.holder(&next.holder).map(|h| h.holdings);
                 if holdings.unwrap_or_default() > limits.holding_minor {
                     return Err(Rejection::TierBelowHoldings);
                 }
@@ -628,7 +631,7 @@ fn administer_wallet(state: &mut State, kind: &TxKind) -> Result<(), Rejection> 
         }
         _ => return Err(Rejection::WrongSigner),
     }
-    state.wallets.insert(wallet_id, next);
+    state.put_wallet(next);
     Ok(())
 }
 

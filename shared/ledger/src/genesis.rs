@@ -7,7 +7,7 @@ use crate::codec::{Encode, Writer, encode_seq};
 use crate::crypto::{domain, hash_parts};
 use crate::execute::float_wallet_record;
 use crate::policy::{Policy, PolicyError};
-use crate::state::{Bank, MAX_CHAIN_ID_BYTES, State, Supply};
+use crate::state::{Bank, MAX_CHAIN_ID_BYTES, State};
 use crate::tx::MAX_BANK_NAME_BYTES;
 use crate::types::{Amount, BankId, BankStatus, Digest, PublicKey, WalletId};
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,7 @@ impl Genesis {
     pub(crate) fn initial_state(&self) -> Result<State, GenesisError> {
         self.validate()?;
         let mut banks = BTreeMap::new();
-        let mut wallets = BTreeMap::new();
+        let mut wallets = Vec::new();
         for b in &self.banks {
             banks.insert(
                 b.id,
@@ -145,19 +145,9 @@ impl Genesis {
                     issued: Amount::ZERO,
                 },
             );
-            wallets.insert(b.float_wallet, float_wallet_record(b.float_wallet, b.id, b.float_key));
+            wallets.push(float_wallet_record(b.float_wallet, b.id, b.float_key));
         }
-        Ok(State {
-            chain_id: self.chain_id.clone(),
-            policy: self.policy.clone(),
-            banks,
-            wallets,
-            holders: BTreeMap::new(),
-            supply: Supply::default(),
-            recent: BTreeMap::new(),
-            epoch: 0,
-            expiries: BTreeSet::new(),
-        })
+        Ok(State::new(self.chain_id.clone(), self.policy.clone(), banks, wallets))
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`tx`]: transaction kinds, signing payloads, authority.
 //! - [`policy`]: officers and k, supply cap, tier limits.
 //! - [`state`]: the replicated state and its commitment.
+//! - [`commitment`]: structurally shared maps with an incremental set hash (the state root).
 //! - [`execute`]: the rules, one transaction at a time.
 //! - [`block`]: blocks, the `Ledger` at a tip, building, applying, verifying a chain.
 //! - [`genesis`]: the genesis file.
@@ -31,6 +32,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod commitment;
 pub mod crypto;
 pub mod execute;
 pub mod genesis;

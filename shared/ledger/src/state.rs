@@ -1,11 +1,21 @@
 //! Ledger state: banks, wallets, holders, supply, policy and remembered transaction ids.
 //!
-//! All collections are ordered maps, so iteration (and therefore the encoding and the state
-//! commitment) is deterministic. The state commitment is SHA-256 over the canonical encoding of
-//! the whole state; it is also the snapshot format, so a snapshot restores to exactly the state
-//! that produced its commitment.
+//! All collections are ordered maps, so iteration (and therefore the snapshot encoding) is
+//! deterministic. The large collections (wallets, holders, remembered transactions) are
+//! structurally shared and carry an incremental set hash ([`crate::commitment`]): cloning the state
+//! for a candidate block is O(1) and the state commitment costs O(changes), not O(state).
+//!
+//! The state commitment is SHA-256 over the canonical encoding of the small parts (chain id,
+//! policy, supply, epoch, banks) and the count and set hash of each large collection. The
+//! snapshot format is the canonical encoding of everything; a snapshot restores to exactly the
+//! state that produced its commitment (the set hashes are recomputed from the entries).
+//!
+//! Every change to a wallet, holder or remembered transaction goes through this module
+//! (`put_wallet`, `put_holder`, `remember`, `prune_recent`), which keeps the set hashes and the
+//! derived totals the per-block invariant check uses in step.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::commitment::{CommittedEntry, CommittedMap};
 use crate::crypto::{domain, hash_parts};
 use crate::policy::Policy;
 use crate::tx::{MAX_BANK_NAME_BYTES, MAX_ENDPOINT_BYTES, decode_string};
@@ -13,7 +23,8 @@ use crate::types::{
     Amount, BankId, BankStatus, Digest, HolderRef, KycTier, PublicKey, TxId, WalletClass, WalletId,
     WalletStatus,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use imbl::{OrdMap, OrdSet};
+use std::collections::BTreeMap;
 
 /// Upper bound on entries of any one state collection in a snapshot.
 const MAX_ENTRIES: u32 = 1 << 28;
@@ -96,16 +107,21 @@ pub struct State {
     pub(crate) chain_id: String,
     pub(crate) policy: Policy,
     pub(crate) banks: BTreeMap<BankId, Bank>,
-    pub(crate) wallets: BTreeMap<WalletId, Wallet>,
-    pub(crate) holders: BTreeMap<HolderRef, Holder>,
+    wallets: CommittedMap<WalletId, Wallet>,
+    holders: CommittedMap<HolderRef, Holder>,
     pub(crate) supply: Supply,
-    pub(crate) recent: BTreeMap<TxId, RecentTx>,
+    recent: CommittedMap<TxId, RecentTx>,
     /// The validator-set epoch: incremented by every committed admission or suspension (the
     /// only changes to the set of active validators). A block that contains one ends its epoch;
     /// blocks of epoch `e` are certified by the validators of epoch `e`.
     pub(crate) epoch: u64,
     /// Index of `recent` by expiry, for pruning; derived, not encoded.
-    pub(crate) expiries: BTreeSet<(u64, TxId)>,
+    expiries: OrdSet<(u64, TxId)>,
+    /// Sum of all wallet balances; derived, not encoded (checked against the supply).
+    balances: u128,
+    /// Sum of the balances of each holder's retail wallets; derived, not encoded (checked
+    /// against the holder records).
+    retail: OrdMap<HolderRef, u128>,
 }
 
 /// A broken ledger invariant (supply conservation, holder aggregates).
@@ -121,6 +137,10 @@ pub enum InvariantViolation {
     BadFloat,
     #[error("a bank's issued amount exceeds the outstanding supply")]
     IssuedExceedsSupply,
+    #[error("the maintained balance totals disagree with the wallets")]
+    DerivedTotals,
+    #[error("a maintained set hash disagrees with its collection")]
+    Commitment,
 }
 
 impl State {
@@ -141,8 +161,62 @@ impl State {
         self.supply
     }
 
+    /// A state with the given banks and wallets and nothing else (genesis).
+    pub(crate) fn new(
+        chain_id: String,
+        policy: Policy,
+        banks: BTreeMap<BankId, Bank>,
+        wallets: impl IntoIterator<Item = Wallet>,
+    ) -> State {
+        let mut state = State {
+            chain_id,
+            policy,
+            banks,
+            wallets: CommittedMap::default(),
+            holders: CommittedMap::default(),
+            supply: Supply::default(),
+            recent: CommittedMap::default(),
+            epoch: 0,
+            expiries: OrdSet::new(),
+            balances: 0,
+            retail: OrdMap::new(),
+        };
+        for w in wallets {
+            state.put_wallet(w);
+        }
+        state
+    }
+
     pub fn wallet(&self, id: &WalletId) -> Option<&Wallet> {
         self.wallets.get(id)
+    }
+
+    pub(crate) fn has_wallet(&self, id: &WalletId) -> bool {
+        self.wallets.contains_key(id)
+    }
+
+    /// Number of wallets.
+    pub fn wallet_count(&self) -> usize {
+        self.wallets.len()
+    }
+
+    /// Writes a wallet record (new or changed), keeping the commitment and totals in step.
+    pub(crate) fn put_wallet(&mut self, w: Wallet) {
+        let (retail, holder, balance) =
+            (w.class == WalletClass::Retail, w.holder, u128::from(w.balance.minor()));
+        let old = self.wallets.insert(w.id, w);
+        let old_balance = old.as_ref().map_or(0, |o| u128::from(o.balance.minor()));
+        // Totals of u64 balances over at most 2^28 wallets cannot overflow a u128.
+        self.balances = self.balances.wrapping_sub(old_balance).wrapping_add(balance);
+        if retail {
+            let slot = self.retail.entry(holder).or_insert(0);
+            *slot = slot.wrapping_sub(old_balance).wrapping_add(balance);
+        }
+    }
+
+    /// Writes a holder record, keeping the commitment in step.
+    pub(crate) fn put_holder(&mut self, holder_ref: HolderRef, holder: Holder) {
+        self.holders.insert(holder_ref, holder);
     }
 
     pub fn wallets(&self) -> impl Iterator<Item = &Wallet> {
@@ -181,11 +255,11 @@ impl State {
 
     /// Forgets ids whose expiry height is below `height`: they can no longer commit anyway.
     pub(crate) fn prune_recent(&mut self, height: u64) {
-        while let Some(&(expiry, id)) = self.expiries.first() {
+        while let Some(&(expiry, id)) = self.expiries.get_min() {
             if expiry >= height {
                 break;
             }
-            self.expiries.pop_first();
+            self.expiries.remove(&(expiry, id));
             self.recent.remove(&id);
         }
     }
@@ -195,42 +269,65 @@ impl State {
         self.recent.insert(id, recent);
     }
 
-    /// The state commitment.
+    /// The state commitment: the small parts in full, the large collections by count and
+    /// set hash ([`crate::commitment`]).
     pub fn root(&self) -> Digest {
-        hash_parts(domain::STATE, &[&self.encode()])
+        let mut w = Writer::with_capacity(512);
+        w.var_bytes(self.chain_id.as_bytes());
+        self.policy.encode_to(&mut w);
+        self.supply.minted.encode_to(&mut w);
+        self.supply.burned.encode_to(&mut w);
+        w.u64(self.epoch);
+        encode_map(&mut w, &self.banks);
+        w.count(self.wallets.len());
+        w.count(self.holders.len());
+        w.count(self.recent.len());
+        hash_parts(
+            domain::STATE,
+            &[
+                w.as_bytes(),
+                &self.wallets.sum().to_bytes(),
+                &self.holders.sum().to_bytes(),
+                &self.recent.sum().to_bytes(),
+            ],
+        )
     }
 
-    /// Checks supply conservation and the holder aggregates.
-    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        let outstanding = self
-            .supply
+    fn outstanding_checked(&self) -> Result<Amount, InvariantViolation> {
+        self.supply
             .minted
             .checked_sub(self.supply.burned)
-            .map_err(|_| InvariantViolation::NegativeSupply)?;
-        let mut balances: u128 = 0;
-        let mut by_holder: BTreeMap<HolderRef, u128> = BTreeMap::new();
-        for w in self.wallets.values() {
-            balances = balances.saturating_add(u128::from(w.balance.minor()));
-            if w.class == WalletClass::Retail {
-                let slot = by_holder.entry(w.holder).or_insert(0);
-                *slot = slot.saturating_add(u128::from(w.balance.minor()));
-            }
-        }
-        if balances != u128::from(outstanding.minor()) {
+            .map_err(|_| InvariantViolation::NegativeSupply)
+    }
+
+    /// The invariants after a block, in O(what the block touched): supply conservation (from
+    /// the maintained balance total), the aggregate of every holder whose wallet a posting
+    /// moved, and every bank's float and issued amount (banks are few).
+    pub(crate) fn check_block_invariants<'a>(
+        &self,
+        touched: impl IntoIterator<Item = &'a WalletId>,
+    ) -> Result<(), InvariantViolation> {
+        let outstanding = self.outstanding_checked()?;
+        if self.balances != u128::from(outstanding.minor()) {
             return Err(InvariantViolation::SupplyNotConserved {
-                balances,
+                balances: self.balances,
                 outstanding: outstanding.minor(),
             });
         }
-        for (holder_ref, holder) in &self.holders {
-            let expected = by_holder.get(holder_ref).copied().unwrap_or(0);
-            if u128::from(holder.holdings.minor()) != expected {
+        for id in touched {
+            let Some(w) = self.wallets.get(id) else { continue };
+            if w.class != WalletClass::Retail {
+                continue;
+            }
+            let holdings = self.holders.get(&w.holder).map(|h| u128::from(h.holdings.minor()));
+            if holdings != self.retail.get(&w.holder).copied() {
                 return Err(InvariantViolation::HolderMismatch);
             }
         }
-        if by_holder.keys().any(|h| !self.holders.contains_key(h)) {
-            return Err(InvariantViolation::HolderMismatch);
-        }
+        self.check_banks(outstanding)
+    }
+
+    fn check_banks(&self, outstanding: Amount) -> Result<(), InvariantViolation> {
         for bank in self.banks.values() {
             let expected_class = if bank.id == BankId::CENTRAL_BANK {
                 WalletClass::CentralBankIssuance
@@ -246,6 +343,45 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Checks every invariant over the whole state (snapshots, tests): supply conservation,
+    /// the holder aggregates, floats and issuance, the derived totals and the set hashes.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let outstanding = self.outstanding_checked()?;
+        let mut balances: u128 = 0;
+        let mut by_holder: BTreeMap<HolderRef, u128> = BTreeMap::new();
+        for w in self.wallets.values() {
+            balances = balances.saturating_add(u128::from(w.balance.minor()));
+            if w.class == WalletClass::Retail {
+                let slot = by_holder.entry(w.holder).or_insert(0);
+                *slot = slot.saturating_add(u128::from(w.balance.minor()));
+            }
+        }
+        if balances != u128::from(outstanding.minor()) {
+            return Err(InvariantViolation::SupplyNotConserved {
+                balances,
+                outstanding: outstanding.minor(),
+            });
+        }
+        for (holder_ref, holder) in self.holders.iter() {
+            let expected = by_holder.get(holder_ref).copied().unwrap_or(0);
+            if u128::from(holder.holdings.minor()) != expected {
+                return Err(InvariantViolation::HolderMismatch);
+            }
+        }
+        if by_holder.keys().any(|h| !self.holders.contains_key(h)) {
+            return Err(InvariantViolation::HolderMismatch);
+        }
+        let retail_agrees = by_holder.len() == self.retail.len()
+            && by_holder.iter().all(|(h, sum)| self.retail.get(h) == Some(sum));
+        if balances != self.balances || !retail_agrees {
+            return Err(InvariantViolation::DerivedTotals);
+        }
+        if !(self.wallets.check() && self.holders.check() && self.recent.check()) {
+            return Err(InvariantViolation::Commitment);
+        }
+        self.check_banks(outstanding)
     }
 }
 
@@ -309,6 +445,32 @@ impl Decode for Bank {
     }
 }
 
+impl CommittedEntry<WalletId> for Wallet {
+    const TAG: &'static [u8] = b"wallet";
+    fn encode_entry(&self, _id: &WalletId, w: &mut Writer) {
+        self.encode_to(w);
+    }
+}
+
+impl CommittedEntry<HolderRef> for Holder {
+    const TAG: &'static [u8] = b"holder";
+    fn encode_entry(&self, holder_ref: &HolderRef, w: &mut Writer) {
+        holder_ref.encode_to(w);
+        self.holdings.encode_to(w);
+        w.u64(self.outflow_day);
+        self.outflow.encode_to(w);
+    }
+}
+
+impl CommittedEntry<TxId> for RecentTx {
+    const TAG: &'static [u8] = b"recent-tx";
+    fn encode_entry(&self, id: &TxId, w: &mut Writer) {
+        id.encode_to(w);
+        w.fixed(&self.digest);
+        w.u64(self.expiry_height);
+    }
+}
+
 /// Encodes an ordered map as a count and its values (each value carries its key).
 fn encode_map<K, V: Encode>(w: &mut Writer, map: &BTreeMap<K, V>) {
     w.count(map.len());
@@ -345,19 +507,17 @@ impl Encode for State {
         self.supply.burned.encode_to(w);
         w.u64(self.epoch);
         encode_map(w, &self.banks);
-        encode_map(w, &self.wallets);
+        w.count(self.wallets.len());
+        for wallet in self.wallets.values() {
+            wallet.encode_to(w);
+        }
         w.count(self.holders.len());
-        for (holder_ref, h) in &self.holders {
-            holder_ref.encode_to(w);
-            h.holdings.encode_to(w);
-            w.u64(h.outflow_day);
-            h.outflow.encode_to(w);
+        for (holder_ref, h) in self.holders.iter() {
+            h.encode_entry(holder_ref, w);
         }
         w.count(self.recent.len());
-        for (id, recent) in &self.recent {
-            id.encode_to(w);
-            w.fixed(&recent.digest);
-            w.u64(recent.expiry_height);
+        for (id, recent) in self.recent.iter() {
+            recent.encode_entry(id, w);
         }
     }
 }
@@ -371,8 +531,10 @@ impl Decode for State {
         // Minimum encoded sizes: a bank is 109 bytes plus its name, a wallet exactly 96.
         let banks = decode_map(r, 109, "banks", |b: &Bank| b.id)?;
         let wallets = decode_map(r, 96, "wallets", |w: &Wallet| w.id)?;
+        let mut state = State::new(chain_id, policy, banks, wallets.into_values());
+        state.supply = supply;
+        state.epoch = epoch;
         let n = r.count(MAX_ENTRIES, 56, "holders")?;
-        let mut holders = BTreeMap::new();
         for _ in 0..n {
             let holder_ref = HolderRef::decode_from(r)?;
             let holder = Holder {
@@ -380,24 +542,21 @@ impl Decode for State {
                 outflow_day: r.u64("outflow day")?,
                 outflow: Amount::decode_from(r)?,
             };
-            if holders.last_key_value().is_some_and(|(last, _)| *last >= holder_ref) {
+            if state.holders.last().is_some_and(|(last, _)| *last >= holder_ref) {
                 return Err(DecodeError::InvalidValue("holders"));
             }
-            holders.insert(holder_ref, holder);
+            state.put_holder(holder_ref, holder);
         }
         let n = r.count(MAX_ENTRIES, 56, "recent transactions")?;
-        let mut recent = BTreeMap::new();
-        let mut expiries = BTreeSet::new();
         for _ in 0..n {
             let id = TxId::decode_from(r)?;
             let entry =
                 RecentTx { digest: r.array::<32>("digest")?, expiry_height: r.u64("expiry")? };
-            if recent.last_key_value().is_some_and(|(last, _)| *last >= id) {
+            if state.recent.last().is_some_and(|(last, _)| *last >= id) {
                 return Err(DecodeError::InvalidValue("recent transactions"));
             }
-            expiries.insert((entry.expiry_height, id));
-            recent.insert(id, entry);
+            state.remember(id, entry);
         }
-        Ok(State { chain_id, policy, banks, wallets, holders, supply, recent, epoch, expiries })
+        Ok(state)
     }
 }

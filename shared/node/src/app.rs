@@ -99,6 +99,12 @@ const CATCH_UP_AFTER: Duration = Duration::from_secs(2);
 const RECHECK_TXS: usize = 256;
 /// Capacity of the actor's mailbox.
 pub const MAILBOX_SIZE: usize = 4_096;
+/// Most transactions one batch submission carries.
+pub const MAX_SUBMIT_BATCH: usize = 1_024;
+/// Messages already queued in the mailbox handled before the actor flushes its gossip: under
+/// load, submissions then leave in batches of up to [`wire::MAX_TX_BATCH`] per message instead of
+/// one message per transaction; when idle a submission still leaves at once.
+const DRAIN_MAILBOX: usize = 256;
 
 /// Settings of the application actor.
 #[derive(Debug, Clone)]
@@ -256,16 +262,46 @@ pub enum SubmitError {
 }
 
 pub(crate) enum Message {
-    Propose { context: Ctx, response: oneshot::Sender<ConsensusDigest> },
-    Verify { context: Ctx, payload: ConsensusDigest, response: oneshot::Sender<bool> },
-    Broadcast { payload: ConsensusDigest, recipients: Recipients<ValidatorKey> },
-    Finalized { payload: ConsensusDigest, certificate: Vec<u8> },
+    Propose {
+        context: Ctx,
+        response: oneshot::Sender<ConsensusDigest>,
+    },
+    Verify {
+        context: Ctx,
+        payload: ConsensusDigest,
+        response: oneshot::Sender<bool>,
+    },
+    Broadcast {
+        payload: ConsensusDigest,
+        recipients: Recipients<ValidatorKey>,
+    },
+    Finalized {
+        payload: ConsensusDigest,
+        certificate: Vec<u8>,
+    },
     Evidence(Evidence),
-    Submit { tx: Box<SignedTransaction>, response: oneshot::Sender<Result<(), SubmitError>> },
-    Evidences { response: oneshot::Sender<Vec<Evidence>> },
-    DryRun { tx: Box<SignedTransaction>, response: oneshot::Sender<Option<Rejection>> },
-    Committed { ids: Vec<cbdc_ledger::TxId>, response: oneshot::Sender<Vec<bool>> },
-    Summary { response: oneshot::Sender<LedgerSummary> },
+    Submit {
+        tx: Box<SignedTransaction>,
+        response: oneshot::Sender<Result<(), SubmitError>>,
+    },
+    SubmitBatch {
+        txs: Vec<SignedTransaction>,
+        response: oneshot::Sender<Vec<Result<(), SubmitError>>>,
+    },
+    Evidences {
+        response: oneshot::Sender<Vec<Evidence>>,
+    },
+    DryRun {
+        tx: Box<SignedTransaction>,
+        response: oneshot::Sender<Option<Rejection>>,
+    },
+    Committed {
+        ids: Vec<cbdc_ledger::TxId>,
+        response: oneshot::Sender<Vec<bool>>,
+    },
+    Summary {
+        response: oneshot::Sender<LedgerSummary>,
+    },
 }
 
 /// What services read of the finalized ledger (supply, banks, policy) without copying it.
@@ -331,6 +367,18 @@ impl Mailbox {
         let msg = Message::Submit { tx: Box::new(tx), response };
         self.sender.send(msg).await.map_err(|_| SubmitError::Closed)?;
         receiver.await.unwrap_or(Err(SubmitError::Closed))
+    }
+
+    /// Submits up to [`MAX_SUBMIT_BATCH`] transactions at once (more are refused as `Full`);
+    /// one result per transaction, in order.
+    pub async fn submit_batch(
+        &self,
+        txs: Vec<SignedTransaction>,
+    ) -> Result<Vec<Result<(), SubmitError>>, SubmitError> {
+        let (response, receiver) = oneshot::channel();
+        let msg = Message::SubmitBatch { txs, response };
+        self.sender.send(msg).await.map_err(|_| SubmitError::Closed)?;
+        receiver.await.map_err(|_| SubmitError::Closed)
     }
 
     /// Evidence of equivocation seen so far.
@@ -449,15 +497,18 @@ struct Known {
     after: Option<Verified>,
 }
 
-/// A verified block's outcome: the ledger after it and the money its transactions moved.
+/// A verified block's outcome: the ledger after it, one outcome per transaction of the block
+/// and the money they moved.
 struct Verified {
     ledger: Ledger,
+    outcomes: Vec<cbdc_ledger::TxOutcome>,
     flows: MoneyFlows,
 }
 
 impl Verified {
-    fn new(ledger: Ledger, outcomes: &[cbdc_ledger::TxOutcome]) -> Verified {
-        Verified { ledger, flows: MoneyFlows::of(outcomes) }
+    fn new(ledger: Ledger, outcomes: Vec<cbdc_ledger::TxOutcome>) -> Verified {
+        let flows = MoneyFlows::of(&outcomes);
+        Verified { ledger, outcomes, flows }
     }
 }
 
@@ -498,6 +549,10 @@ pub(crate) struct Actor<E, S, R> {
     targets: BTreeMap<Digest, Vec<u8>>,
     recent_final: VecDeque<Digest>,
     mempool: Mempool,
+    /// Submitted transactions accepted since the last gossip flush (bounded by the drain).
+    outbox: Vec<SignedTransaction>,
+    /// The ledger after each recently finalized block, for in-process readers.
+    feed: crate::feed::FinalizedFeed,
     evidence: Vec<Evidence>,
     status: watch::Sender<NodeStatus>,
     next_request: u64,
@@ -582,6 +637,7 @@ where
         net: Channels<S, R>,
         epoch: EpochInfo,
         evidence: Vec<Evidence>,
+        feed: crate::feed::FinalizedFeed,
     ) -> (Self, watch::Receiver<NodeStatus>, watch::Receiver<EpochInfo>) {
         let (status, status_rx) = watch::channel(NodeStatus::default());
         let peers = other_validators(&epoch.validators, &cfg.me);
@@ -602,6 +658,8 @@ where
             targets: BTreeMap::new(),
             recent_final: VecDeque::new(),
             mempool,
+            outbox: Vec::new(),
+            feed,
             evidence,
             status,
             next_request: 0,
@@ -681,7 +739,11 @@ where
             commonware_macros::select! {
                 msg = self.mailbox.recv() => {
                     let Some(msg) = msg else { break };
-                    self.on_message(msg, &mut blocks_tx, &mut txs_tx, &mut sync_tx);
+                    self.on_message(msg, &mut blocks_tx, &mut sync_tx);
+                    for _ in 0..DRAIN_MAILBOX {
+                        let Ok(msg) = self.mailbox.try_recv() else { break };
+                        self.on_message(msg, &mut blocks_tx, &mut sync_tx);
+                    }
                 },
                 got = blocks_rx.recv() => {
                     let Ok((_, bytes)) = got else { break };
@@ -713,11 +775,30 @@ where
                 },
             }
             self.flush_wanted(&mut sync_tx);
+            self.flush_gossip(&mut txs_tx);
         }
         info!("application actor stopped");
     }
 
-    fn on_message(&mut self, msg: Message, blocks_tx: &mut S, txs_tx: &mut S, sync_tx: &mut S) {
+    /// Gossips the transactions submitted here since the last flush, in batches.
+    fn flush_gossip(&mut self, txs_tx: &mut S) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let outbox = std::mem::take(&mut self.outbox);
+        for batch in outbox.chunks(wire::MAX_TX_BATCH as usize) {
+            txs_tx.send(Recipients::All, wire::encode_txs(batch), false);
+        }
+    }
+
+    /// Admits a submitted transaction to the mempool and queues it for gossip.
+    fn submit(&mut self, tx: SignedTransaction) -> Result<(), SubmitError> {
+        self.mempool.insert(tx.clone())?;
+        self.outbox.push(tx);
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: Message, blocks_tx: &mut S, sync_tx: &mut S) {
         match msg {
             Message::Propose { context, response } => {
                 if let Some(digest) = self.propose(&context) {
@@ -769,23 +850,29 @@ where
                 }
             }
             Message::Submit { tx, response } => {
-                let tx = *tx;
-                let result = self.mempool.insert(tx.clone()).map_err(SubmitError::from);
-                if result.is_ok() {
-                    txs_tx.send(Recipients::All, wire::encode_txs(&[tx]), false);
-                }
-                response.send_lossy(result);
+                response.send_lossy(self.submit(*tx));
+            }
+            Message::SubmitBatch { txs, response } => {
+                let results = txs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, tx)| {
+                        if i < MAX_SUBMIT_BATCH {
+                            self.submit(tx)
+                        } else {
+                            Err(SubmitError::Mempool(MempoolError::Full))
+                        }
+                    })
+                    .collect();
+                response.send_lossy(results);
             }
             Message::Evidences { response } => {
                 response.send_lossy(self.evidence.clone());
             }
             Message::DryRun { tx, response } => {
-                let ctx = BlockContext {
-                    timestamp_ms: ms(&self.context).max(self.finalized.tip().timestamp_ms),
-                    proposer: self.cfg.me,
-                };
-                let built = self.finalized.build_block(ctx, std::slice::from_ref(&*tx));
-                response.send_lossy(built.outcomes.first().and_then(|o| o.rejection()));
+                let now = ms(&self.context);
+                let outcomes = self.finalized.dry_run(now, std::slice::from_ref(&*tx));
+                response.send_lossy(outcomes.first().and_then(|o| o.rejection()));
             }
             Message::Committed { ids, response } => {
                 let state = self.finalized.state();
@@ -850,7 +937,7 @@ where
             let Some(parent) = self.ledger_at(&block.header.parent_hash) else { return false };
             match parent.check_block(&block) {
                 Ok((after, outcome)) => {
-                    let after = Verified::new(after, &outcome.outcomes);
+                    let after = Verified::new(after, outcome.outcomes);
                     self.remember(Known { block, after: Some(after) });
                 }
                 Err(error) => {
@@ -906,7 +993,9 @@ where
             txs = built.block.transactions.len(),
             "proposed"
         );
-        let after = Verified::new(built.ledger, &built.outcomes);
+        // Only the committed candidates are in the block.
+        let outcomes = built.outcomes.into_iter().filter(|o| o.is_committed()).collect();
+        let after = Verified::new(built.ledger, outcomes);
         self.remember(Known { block: Arc::new(built.block), after: Some(after) });
         Some(sha256::Digest(hash))
     }
@@ -943,12 +1032,8 @@ where
             return;
         }
         let candidates = self.mempool.peek(RECHECK_TXS.min(self.cfg.max_block_txs));
-        let ctx = BlockContext {
-            timestamp_ms: ms(&self.context).max(self.finalized.tip().timestamp_ms),
-            proposer: self.cfg.me,
-        };
-        let built = self.finalized.build_block(ctx, &candidates);
-        if self.drop_rejected(&candidates, &built.outcomes) {
+        let outcomes = self.finalized.dry_run(ms(&self.context), &candidates);
+        if self.drop_rejected(&candidates, &outcomes) {
             self.publish();
         }
     }
@@ -1016,7 +1101,7 @@ where
         }
         match parent.check_block(&block) {
             Ok((after, outcome)) => {
-                let after = Verified::new(after, &outcome.outcomes);
+                let after = Verified::new(after, outcome.outcomes);
                 self.remember(Known { block, after: Some(after) });
                 Some(true)
             }
@@ -1169,7 +1254,7 @@ where
             let verified = match known.after {
                 Some(after) if known.block.header.parent_hash == self.finalized.tip().hash => after,
                 _ => match self.finalized.check_block(&known.block) {
-                    Ok((after, outcome)) => Verified::new(after, &outcome.outcomes),
+                    Ok((after, outcome)) => Verified::new(after, outcome.outcomes),
                     Err(error) => panic!(
                         "finalized block {} does not apply ({error}): a quorum certified an \
                          invalid block or this node's state is corrupt; stopping",
@@ -1182,13 +1267,19 @@ where
                 self.record_signers(cert, known.block.header.height);
             }
             self.count_finalized(&known.block, &verified.flows);
-            let after = verified.ledger;
+            let Verified { ledger: after, outcomes, .. } = verified;
             let (before, after_epoch) = (self.finalized.epoch(), after.epoch());
             if let Err(error) =
                 commit_block(&mut self.store, &after, &known.block, cert, self.cfg.snapshot_every)
             {
                 panic!("failed to persist finalized block {}: {error}", known.block.header.height);
             }
+            self.feed.push(crate::feed::FinalizedBlock {
+                height: known.block.header.height,
+                hash: *hash,
+                ledger: after.clone(),
+                outcomes,
+            });
             let ids: Vec<_> = known.block.transactions.iter().map(|t| t.body.id).collect();
             self.mempool.remove(&ids);
             self.finalized_transactions =

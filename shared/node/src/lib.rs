@@ -7,6 +7,7 @@
 //! The protocol between consensus and the ledger is documented in [`app`].
 
 pub mod app;
+pub mod feed;
 pub mod mempool;
 pub mod metrics;
 pub mod node;
@@ -14,8 +15,10 @@ pub mod verify;
 pub mod wire;
 
 pub use app::{
-    Channels, EpochInfo, Evidence, LedgerSummary, Mailbox, NodeStatus, SubmitError, ValidatorKey,
+    Channels, EpochInfo, Evidence, LedgerSummary, MAX_SUBMIT_BATCH, Mailbox, NodeStatus,
+    SubmitError, ValidatorKey,
 };
+pub use feed::{FEED_BLOCKS, FinalizedBlock, FinalizedFeed};
 pub use mempool::{Mempool, MempoolError, MempoolLimits};
 pub use metrics::{
     BankHoldings, FINALITY_BUCKETS_MS, LatencyHistogram, MoneyFlows, TX_KINDS, TierHoldings,

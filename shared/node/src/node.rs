@@ -91,6 +91,8 @@ pub struct NodeHandle {
     /// The current validator-set epoch; changes when an admission or suspension finalizes.
     pub epochs: watch::Receiver<EpochInfo>,
     pub validator: PublicKey,
+    /// The ledger after each recently finalized block (for a bank's view in this process).
+    pub finalized: crate::feed::FinalizedFeed,
     pub engine: Handle<()>,
     pub application: Handle<()>,
 }
@@ -204,6 +206,7 @@ where
         proposal_tamper: None,
     };
     adjust(&mut app_cfg);
+    let finalized = crate::feed::FinalizedFeed::new();
     let (actor, status, epochs) = Actor::new(
         context.child("application"),
         app_cfg,
@@ -214,6 +217,7 @@ where
         own,
         epoch,
         evidence,
+        finalized.clone(),
     );
     // The actor writes the block log synchronously: it gets its own thread (STYLE 18), so no
     // async worker is ever blocked by a database call.
@@ -222,7 +226,15 @@ where
     let epochs_out = epochs.clone();
     let engine =
         context.child("epochs").spawn(move |context| supervisor.run(context, epochs, consensus));
-    Ok(NodeHandle { mailbox, status, epochs: epochs_out, validator: me, engine, application })
+    Ok(NodeHandle {
+        mailbox,
+        status,
+        epochs: epochs_out,
+        validator: me,
+        finalized,
+        engine,
+        application,
+    })
 }
 
 /// The block the current epoch's engine starts from: the genesis in epoch 0, otherwise the

@@ -1,5 +1,6 @@
 //! The node's operational HTTP endpoints: `/health`, `/metrics` (Prometheus text), `/v1/status`,
-//! and `POST /v1/transactions` (submit a signed transaction in its canonical encoding, hex).
+//! `POST /v1/transactions` (submit a signed transaction in its canonical encoding, hex) and
+//! `POST /v1/transactions/batch` (up to 1,024 of them in one request, one result each).
 //!
 //! actix-web runs in its own thread and system; it reaches the node through the node's mailbox
 //! and status channel, which work across runtimes.
@@ -18,6 +19,8 @@ use std::sync::{Arc, Mutex};
 
 /// Largest request body accepted (a transaction is a few hundred bytes).
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest batch submission body (1,024 transactions of a few hundred bytes, hex).
+const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// What the HTTP server reads.
 #[derive(Clone, Debug)]
@@ -358,6 +361,75 @@ struct SubmitBody {
     transaction: String,
 }
 
+/// The stable code and status of a refused submission.
+fn submit_refusal(error: SubmitError) -> (StatusCode, &'static str, &'static str) {
+    match error {
+        SubmitError::Mempool(cbdc_node::MempoolError::Duplicate) => {
+            (StatusCode::CONFLICT, "duplicate_transaction", "already pending")
+        }
+        SubmitError::Mempool(cbdc_node::MempoolError::Full) => {
+            (StatusCode::TOO_MANY_REQUESTS, "mempool_full", "try again later")
+        }
+        SubmitError::Mempool(cbdc_node::MempoolError::TooLarge(_)) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "transaction_too_large", "transaction too large")
+        }
+        SubmitError::Closed => {
+            (StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", "the node is stopping")
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    /// Signed transactions' canonical encodings, hex; at most 1,024.
+    transactions: Vec<String>,
+}
+
+/// `POST /v1/transactions/batch`: every item is decoded first (a malformed one refuses the
+/// whole request, naming its index, and nothing is submitted); then each is submitted in order
+/// and answered with `accepted` or the code a single submission would get.
+async fn submit_batch(state: web::Data<HttpState>, body: web::Json<BatchBody>) -> HttpResponse {
+    let body = body.into_inner();
+    if body.transactions.is_empty() || body.transactions.len() > cbdc_node::MAX_SUBMIT_BATCH {
+        let detail = format!("between 1 and {} transactions", cbdc_node::MAX_SUBMIT_BATCH);
+        return problem(StatusCode::BAD_REQUEST, "invalid_batch_size", &detail);
+    }
+    let mut txs = Vec::with_capacity(body.transactions.len());
+    for (index, item) in body.transactions.iter().enumerate() {
+        let decoded = hex::decode(item)
+            .map_err(|_| "not hex".to_string())
+            .and_then(|bytes| SignedTransaction::decode(&bytes).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(tx) => txs.push(tx),
+            Err(detail) => {
+                let detail = format!("transaction {index}: {detail}");
+                return problem(StatusCode::BAD_REQUEST, "malformed_transaction", &detail);
+            }
+        }
+    }
+    let ids: Vec<_> = txs.iter().map(|t| t.body.id).collect();
+    match state.mailbox.submit_batch(txs).await {
+        Ok(results) => {
+            let results: Vec<_> = ids
+                .iter()
+                .zip(results)
+                .map(|(id, result)| match result {
+                    Ok(()) => serde_json::json!({ "id": id.to_hex(), "status": "accepted" }),
+                    Err(e) => serde_json::json!({
+                        "id": id.to_hex(), "status": "refused", "code": submit_refusal(e).1,
+                    }),
+                })
+                .collect();
+            HttpResponse::Ok().json(serde_json::json!({ "results": results }))
+        }
+        Err(e) => {
+            let (status, code, detail) = submit_refusal(e);
+            problem(status, code, detail)
+        }
+    }
+}
+
 async fn submit(state: web::Data<HttpState>, body: web::Json<SubmitBody>) -> HttpResponse {
     let Ok(bytes) = hex::decode(&body.transaction) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_hex", "transaction is not hex");
@@ -369,17 +441,9 @@ async fn submit(state: web::Data<HttpState>, body: web::Json<SubmitBody>) -> Htt
     let id = tx.body.id;
     match state.mailbox.submit(tx).await {
         Ok(()) => HttpResponse::Accepted().json(serde_json::json!({ "id": id.to_hex() })),
-        Err(SubmitError::Mempool(cbdc_node::MempoolError::Duplicate)) => {
-            problem(StatusCode::CONFLICT, "duplicate_transaction", "already pending")
-        }
-        Err(SubmitError::Mempool(cbdc_node::MempoolError::Full)) => {
-            problem(StatusCode::TOO_MANY_REQUESTS, "mempool_full", "try again later")
-        }
-        Err(SubmitError::Mempool(cbdc_node::MempoolError::TooLarge(_))) => {
-            problem(StatusCode::PAYLOAD_TOO_LARGE, "transaction_too_large", "transaction too large")
-        }
-        Err(SubmitError::Closed) => {
-            problem(StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", "the node is stopping")
+        Err(e) => {
+            let (status, code, detail) = submit_refusal(e);
+            problem(status, code, detail)
         }
     }
 }
@@ -420,6 +484,15 @@ pub fn spawn(addr: SocketAddr, state: HttpState) -> anyhow::Result<std::thread::
                     .route("/metrics", web::get().to(metrics))
                     .route("/v1/status", web::get().to(status))
                     .route("/v1/transactions", web::post().to(submit))
+                    .service(
+                        web::resource("/v1/transactions/batch")
+                            .app_data(
+                                web::JsonConfig::default()
+                                    .limit(MAX_BATCH_BODY_BYTES)
+                                    .error_handler(json_error),
+                            )
+                            .route(web::post().to(submit_batch)),
+                    )
                     .default_service(web::to(|| async {
                         problem(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
                     }))

@@ -92,6 +92,8 @@ pub struct Started {
     pub genesis: cbdc_ledger::Genesis,
     pub mailbox: cbdc_node::Mailbox,
     pub status: commonware_utils::channel::watch::Receiver<cbdc_node::NodeStatus>,
+    /// The ledger after each recently finalized block.
+    pub finalized: cbdc_node::FinalizedFeed,
 }
 
 /// A service started beside the node (the central bank's API), kept alive while the node runs.
@@ -192,6 +194,7 @@ pub fn run_with(cfg: NodeFile, extension: Option<Extension>) -> Result<()> {
             genesis: genesis_copy,
             mailbox: node.mailbox.clone(),
             status: node.status.clone(),
+            finalized: node.finalized.clone(),
         };
         let _extension = match extension {
             Some(start) => Some(start(&started)?),

@@ -229,3 +229,73 @@ fn a_block_carrying_a_rejected_transaction_is_invalid() {
     assert_eq!(fx.ch.ledger.state_root(), before, "a failed block changes nothing");
     fx.ch.ledger.apply_block(&honest.block).expect("the honest block still applies");
 }
+
+#[test]
+fn the_incremental_state_root_equals_one_rebuilt_from_the_entries() {
+    let mut fx = Fx::new();
+    // Payments, a waterfall, a reverse waterfall and a burn, then enough empty blocks for the
+    // remembered ids to expire and be pruned.
+    let id = fx.id();
+    let pay = fx.net.pay(id, EXP, &fx.alice.key, fx.alice.wallet, fx.bob.wallet, 1_234);
+    let funded = fx.fund(1, fx.carol.wallet, 5);
+    fx.commit(&[pay, funded]);
+    for _ in 0..3 {
+        let restored =
+            Ledger::restore(&fx.net.genesis, &fx.ch.ledger.snapshot()).expect("restores");
+        assert_eq!(restored.state_root(), fx.ch.ledger.state_root());
+        fx.state().check_invariants().expect("every invariant, including the set hashes");
+        fx.ch.push(&[]);
+    }
+    let remembered = fx.state().recent_len();
+    assert!(remembered > 0);
+    while fx.ch.ledger.height() <= EXP + 1 {
+        fx.ch.push(&[]);
+    }
+    assert_eq!(fx.state().recent_len(), 0, "every id past its expiry is forgotten");
+    let restored = Ledger::restore(&fx.net.genesis, &fx.ch.ledger.snapshot()).expect("restores");
+    assert_eq!(restored.state_root(), fx.ch.ledger.state_root());
+    assert_eq!(restored.state(), fx.state());
+}
+
+#[test]
+fn a_final_block_applies_without_signature_checks_but_with_every_other() {
+    let mut fx = Fx::new();
+    let id = fx.id();
+    let pay = fx.net.pay(id, EXP, &fx.alice.key, fx.alice.wallet, fx.bob.wallet, 700);
+    let ctx = cbdc_ledger::BlockContext {
+        timestamp_ms: fx.ch.ledger.tip().timestamp_ms + 1,
+        proposer: fx.net.bank(1).validator.public_key(),
+    };
+    let built = fx.ch.ledger.build_block(ctx, std::slice::from_ref(&pay));
+    let (checked, outcome) = fx.ch.ledger.check_block(&built.block).expect("valid");
+    let (trusted, trusted_outcome) = fx.ch.ledger.check_final_block(&built.block).expect("valid");
+    assert_eq!(checked.state_root(), trusted.state_root());
+    assert_eq!(outcome, trusted_outcome);
+    assert_eq!(fx.ch.ledger.dry_run(ctx.timestamp_ms, &[pay]), built.outcomes);
+
+    // A forged signature is only caught by the full check (which is why only blocks this
+    // process verified itself may skip it) ...
+    let mut forged = built.block.clone();
+    forged.transactions[0].signatures[0].signature.0[0] ^= 1;
+    forged.header.tx_root = cbdc_ledger::merkle_root(&forged.transactions);
+    assert!(matches!(
+        fx.ch.ledger.check_block(&forged),
+        Err(BlockError::RejectedTransaction { index: 0, rejection: Rejection::BadSignature })
+    ));
+    // ... while roots, execution and the state commitment are still checked.
+    let mut bad_root = built.block.clone();
+    bad_root.header.state_root[0] ^= 1;
+    assert_eq!(
+        fx.ch.ledger.check_final_block(&bad_root).map(|_| ()),
+        Err(BlockError::StateRootMismatch)
+    );
+    let mut bad_amount = built.block.clone();
+    let TxKind::Transfer { legs } = &mut bad_amount.transactions[0].body.kind else {
+        unreachable!()
+    };
+    legs[0].amount = a(701);
+    assert_eq!(
+        fx.ch.ledger.check_final_block(&bad_amount).map(|_| ()),
+        Err(BlockError::TxRootMismatch)
+    );
+}
