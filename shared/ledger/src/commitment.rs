@@ -11,14 +11,20 @@
 //! - each map carries the LtHash16 sum of its entries, updated on every insert and remove.
 //!
 //! # Construction (LtHash16)
-//! An entry's contribution is 1,024 lanes of `u16`: the first 2,048 bytes of a ChaCha20 stream
-//! keyed by `SHA-256(domain "cbdc.v1.state-entry", collection tag, canonical entry encoding)`.
-//! A set's hash is the lane-wise sum of its entries' contributions modulo 2^16; inserting adds a
+//! An entry's contribution is 1,024 lanes of `u16`: the first 2,048 bytes of the BLAKE3 XOF of
+//! (collection tag, canonical entry encoding) in BLAKE3's key-derivation mode with the context
+//! `"cbdc.v1 state entry"` (domain separation from every other hash of the ledger). A set's
+//! hash is the lane-wise sum of its entries' contributions modulo 2^16; inserting adds a
 //! contribution and removing subtracts it, so the sum depends only on the set, never on the
 //! order of updates. This is Bellare–Micciancio's lattice hash with the parameters Lewi, Kim et
 //! al. analysed and deployed ("Securing Update Propagation with Homomorphic Hashing", 2019:
-//! n = 1,024, 16-bit lanes, more than 200 bits of collision resistance). The state root hashes
+//! n = 1,024, 16-bit lanes, more than 200 bits of collision resistance); Solana's accounts
+//! lattice hash uses the same parameters with the BLAKE3 XOF. The state root (SHA-256) hashes
 //! the three sums (wallets, holders, remembered transactions) with the small parts of the state.
+//!
+//! The XOF is the cost of the scheme (two per changed entry: the old contribution out, the new
+//! one in). BLAKE3's XOF produces the 2 KiB in about 0.4 µs on this project's machine, against
+//! about 1 µs for a SHA-256-seeded ChaCha20 stream, the first construction measured.
 //!
 //! # Invariants
 //! - `sum` is always the LtHash of exactly the entries in `map` (`check` recomputes it).
@@ -26,11 +32,11 @@
 //!   the same sum hold the same entries (up to the hash's collision resistance).
 
 use crate::codec::Writer;
-use crate::crypto::{domain, hash_parts};
 use imbl::OrdMap;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
 use std::fmt;
+
+/// BLAKE3 key-derivation context of entry contributions.
+const ENTRY_CONTEXT: &str = "cbdc.v1 state entry";
 
 /// Number of 16-bit lanes of a set hash.
 pub const LANES: usize = 1024;
@@ -55,9 +61,12 @@ impl fmt::Debug for SetHash {
 impl SetHash {
     /// The contribution of one entry of collection `tag`.
     fn contribution(tag: &[u8], entry: &[u8]) -> [u16; LANES] {
-        let seed = hash_parts(domain::STATE_ENTRY, &[tag, entry]);
+        let mut hasher = blake3::Hasher::new_derive_key(ENTRY_CONTEXT);
+        hasher.update(&(tag.len() as u64).to_be_bytes());
+        hasher.update(tag);
+        hasher.update(entry);
         let mut bytes = [0u8; 2 * LANES];
-        ChaCha20Rng::from_seed(seed).fill_bytes(&mut bytes);
+        hasher.finalize_xof().fill(&mut bytes);
         let mut lanes = [0u16; LANES];
         for (lane, pair) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
             if let &[lo, hi] = pair {

@@ -4,7 +4,7 @@
 //!   encoding, so a digest of one kind of object can never be confused with another's.
 //! - Signing uses `ring`'s Ed25519 from a 32-byte seed. Key generation (randomness) belongs to the
 //!   services; this crate only ever derives keys from seeds it is given.
-//! - Verification uses `ed25519-consensus` (ZIP-215 rules), whose single and batch verification
+//! - Verification uses `ed25519-zebra` (ZIP-215 rules), whose single and batch verification
 //!   accept exactly the same set of signatures on every node. Batch coefficients are drawn from a
 //!   ChaCha20 stream seeded with a hash of the whole batch (Fiat-Shamir), which keeps this crate
 //!   deterministic while an attacker still cannot choose signatures after seeing the coefficients.
@@ -27,7 +27,6 @@ pub mod domain {
     pub const MERKLE_NODE: &[u8] = b"cbdc.v1.merkle.node";
     pub const MERKLE_EMPTY: &[u8] = b"cbdc.v1.merkle.empty";
     pub const STATE: &[u8] = b"cbdc.v1.state";
-    pub const STATE_ENTRY: &[u8] = b"cbdc.v1.state-entry";
     pub const BATCH_SEED: &[u8] = b"cbdc.v1.batch-verify-seed";
 }
 
@@ -109,8 +108,8 @@ impl SigningKey {
 
 /// Verifies one signature under ZIP-215 rules.
 pub fn verify_one(key: &PublicKey, message: &[u8], sig: &Signature) -> bool {
-    match ed25519_consensus::VerificationKey::try_from(key.0) {
-        Ok(vk) => vk.verify(&ed25519_consensus::Signature::from(sig.0), message).is_ok(),
+    match ed25519_zebra::VerificationKey::try_from(key.0) {
+        Ok(vk) => vk.verify(&ed25519_zebra::Signature::from(sig.0), message).is_ok(),
         Err(_) => false,
     }
 }
@@ -131,14 +130,14 @@ pub fn verify_batch(items: &[SigItem<'_>]) -> bool {
     }
     let mut seed_ctx = digest::Context::new(&digest::SHA256);
     seed_ctx.update(domain::BATCH_SEED);
-    let mut verifier = ed25519_consensus::batch::Verifier::new();
+    let mut verifier = ed25519_zebra::batch::Verifier::new();
     for item in items {
         let msg_digest = digest::digest(&digest::SHA256, item.message);
         seed_ctx.update(&item.key.0);
         seed_ctx.update(&item.signature.0);
         seed_ctx.update(msg_digest.as_ref());
-        let vk_bytes = ed25519_consensus::VerificationKeyBytes::from(item.key.0);
-        let sig = ed25519_consensus::Signature::from(item.signature.0);
+        let vk_bytes = ed25519_zebra::VerificationKeyBytes::from(item.key.0);
+        let sig = ed25519_zebra::Signature::from(item.signature.0);
         verifier.queue((vk_bytes, sig, item.message));
     }
     let mut seed = [0u8; 32];

@@ -10,7 +10,7 @@
 //! - [`codec`]: canonical binary encoding with typed decode errors.
 //! - [`types`]: `Amount` (checked minor units), ids, enums.
 //! - [`crypto`]: domain-separated SHA-256, Ed25519 signing (`ring`) and consensus-safe
-//!   batch verification (`ed25519-consensus`).
+//!   batch verification (`ed25519-zebra`, ZIP-215 rules).
 //! - [`tx`]: transaction kinds, signing payloads, authority.
 //! - [`policy`]: officers and k, supply cap, tier limits.
 //! - [`state`]: the replicated state and its commitment.

@@ -1269,17 +1269,19 @@ where
             self.count_finalized(&known.block, &verified.flows);
             let Verified { ledger: after, outcomes, .. } = verified;
             let (before, after_epoch) = (self.finalized.epoch(), after.epoch());
-            if let Err(error) =
-                commit_block(&mut self.store, &after, &known.block, cert, self.cfg.snapshot_every)
-            {
-                panic!("failed to persist finalized block {}: {error}", known.block.header.height);
-            }
+            // Fed before the block is durable: a reader only uses an entry for a block it read
+            // from the log, and reading the log right after the write must find it.
             self.feed.push(crate::feed::FinalizedBlock {
                 height: known.block.header.height,
                 hash: *hash,
                 ledger: after.clone(),
                 outcomes,
             });
+            if let Err(error) =
+                commit_block(&mut self.store, &after, &known.block, cert, self.cfg.snapshot_every)
+            {
+                panic!("failed to persist finalized block {}: {error}", known.block.header.height);
+            }
             let ids: Vec<_> = known.block.transactions.iter().map(|t| t.body.id).collect();
             self.mempool.remove(&ids);
             self.finalized_transactions =

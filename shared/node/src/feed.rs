@@ -2,8 +2,9 @@
 //! same process (a bank's view) so they need not re-execute what the node just executed.
 //!
 //! # Protocol
-//! The application actor pushes an entry after the block is durable in the block log and before
-//! its finalized ledger moves past it. A reader that applies the block log in order asks for the
+//! The application actor pushes an entry just before it appends the block to the block log (so
+//! a reader that sees the block in the log finds its entry). A reader that applies the block
+//! log in order, and so only ever uses entries of durable blocks, asks for the
 //! entry of the block it is about to apply, by height and hash; when the entry is there it takes
 //! the node's ledger and outcomes, otherwise (it lags by more than [`FEED_BLOCKS`], or it is
 //! replaying after a restart) it executes the block itself. Both give the same ledger: the entry
