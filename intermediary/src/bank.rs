@@ -415,6 +415,7 @@ impl Bank {
                 Ok(()) | Err(SubmitError::Mempool(MempoolError::Duplicate)) => None,
                 Err(SubmitError::Mempool(MempoolError::Full)) => Some("mempool_full"),
                 Err(SubmitError::Mempool(MempoolError::TooLarge(_))) => Some("too_large"),
+                Err(SubmitError::BadSignature) => Some("bad_signature"),
                 Err(SubmitError::Closed) => Some("node_unavailable"),
             },
             Err(_) => Some("node_unavailable"),

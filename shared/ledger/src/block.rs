@@ -201,11 +201,15 @@ pub enum SnapshotError {
     Genesis(#[from] GenesisError),
 }
 
-/// Whether a block's signatures are checked while applying it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signatures {
+/// Which signatures are verified while applying or building a block.
+#[derive(Clone, Copy)]
+enum Signatures<'a> {
+    /// Every transaction's.
     Verify,
+    /// None: the block is final and this process verified it (a bank's view of its log).
     AlreadyVerified,
+    /// Those of transactions not known to be validly signed.
+    Known(&'a dyn Fn(&SignedTransaction) -> bool),
 }
 
 /// The replicated state at a tip.
@@ -220,6 +224,12 @@ pub struct Ledger {
 /// Verifies every transaction's signatures in one batch; `true` per transaction whose
 /// signatures all verify.
 pub fn verify_signatures(chain_id: &str, txs: &[SignedTransaction]) -> Vec<bool> {
+    let refs: Vec<&SignedTransaction> = txs.iter().collect();
+    verify_signature_refs(chain_id, &refs)
+}
+
+/// [`verify_signatures`] over borrowed transactions.
+pub fn verify_signature_refs(chain_id: &str, txs: &[&SignedTransaction]) -> Vec<bool> {
     let payloads: Vec<Vec<u8>> = txs.iter().map(|t| t.body.signing_payload(chain_id)).collect();
     let mut items = Vec::new();
     let mut owner = Vec::new();
@@ -242,6 +252,28 @@ pub fn verify_signatures(chain_id: &str, txs: &[SignedTransaction]) -> Vec<bool>
 pub fn execute_all(state: &mut State, env: &BlockEnv, txs: &[SignedTransaction]) -> Vec<TxOutcome> {
     let sigs_ok = verify_signatures(&state.chain_id, txs);
     execute_verified(state, env, txs, sigs_ok)
+}
+
+/// Signature verdicts for `txs`: those `known` to be validly signed are not verified again,
+/// the rest are verified in one batch.
+fn verdicts(chain_id: &str, txs: &[SignedTransaction], signatures: Signatures<'_>) -> Vec<bool> {
+    match signatures {
+        Signatures::Verify => verify_signatures(chain_id, txs),
+        Signatures::AlreadyVerified => vec![true; txs.len()],
+        Signatures::Known(known) => {
+            let mut ok: Vec<bool> = txs.iter().map(known).collect();
+            let unknown: Vec<usize> =
+                (0..txs.len()).filter(|i| ok.get(*i) == Some(&false)).collect();
+            let refs: Vec<&SignedTransaction> =
+                unknown.iter().filter_map(|i| txs.get(*i)).collect();
+            for (i, valid) in unknown.iter().zip(verify_signature_refs(chain_id, &refs)) {
+                if let Some(slot) = ok.get_mut(*i) {
+                    *slot = valid;
+                }
+            }
+            ok
+        }
+    }
 }
 
 /// [`execute_all`] with the signature verdicts already known (one per transaction).
@@ -322,11 +354,23 @@ impl Ledger {
     /// At most [`MAX_BLOCK_TXS`] candidates are considered; `outcomes` has one entry per
     /// considered candidate, so callers keep the rest for a later block.
     pub fn build_block(&self, ctx: BlockContext, candidates: &[SignedTransaction]) -> BuiltBlock {
+        self.build_block_known(ctx, candidates, &|_| false)
+    }
+
+    /// [`Ledger::build_block`] without re-verifying the signatures of candidates `known` to be
+    /// validly signed (a node's mempool admits only transactions whose signatures it verified).
+    pub fn build_block_known(
+        &self,
+        ctx: BlockContext,
+        candidates: &[SignedTransaction],
+        known: &dyn Fn(&SignedTransaction) -> bool,
+    ) -> BuiltBlock {
         let considered = candidates.get(..MAX_BLOCK_TXS as usize).unwrap_or(candidates);
         let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
         let env = self.next_env(timestamp_ms);
         let mut state = self.state.clone();
-        let outcomes = execute_all(&mut state, &env, considered);
+        let sigs_ok = verdicts(&state.chain_id, considered, Signatures::Known(known));
+        let outcomes = execute_verified(&mut state, &env, considered, sigs_ok);
         let transactions: Vec<SignedTransaction> = considered
             .iter()
             .zip(&outcomes)
@@ -360,6 +404,18 @@ impl Ledger {
         self.check_block_with(block, Signatures::Verify)
     }
 
+    /// [`Ledger::check_block`] without re-verifying the signatures of transactions `known` to
+    /// be validly signed: a validator passes the transactions its mempool admitted (whose
+    /// signatures it verified on admission, compared in full), so each signature is verified
+    /// once per node, off the block's critical path; the rest are verified here.
+    pub fn check_block_known(
+        &self,
+        block: &Block,
+        known: &dyn Fn(&SignedTransaction) -> bool,
+    ) -> Result<(Ledger, BlockOutcome), BlockError> {
+        self.check_block_with(block, Signatures::Known(known))
+    }
+
     /// The ledger after a block that is already final and whose signatures this process has
     /// already verified: every check of [`Ledger::check_block`] except the signature check.
     ///
@@ -371,18 +427,25 @@ impl Ledger {
     }
 
     /// What each candidate would do on top of this ledger (a dry run: no block, no commitment
-    /// is kept). One outcome per candidate, as [`Ledger::build_block`] would give.
-    pub fn dry_run(&self, timestamp_ms: u64, candidates: &[SignedTransaction]) -> Vec<TxOutcome> {
+    /// is kept). One outcome per candidate, as [`Ledger::build_block`] would give; signatures
+    /// of candidates `known` to be valid are not verified again.
+    pub fn dry_run(
+        &self,
+        timestamp_ms: u64,
+        candidates: &[SignedTransaction],
+        known: &dyn Fn(&SignedTransaction) -> bool,
+    ) -> Vec<TxOutcome> {
         let considered = candidates.get(..MAX_BLOCK_TXS as usize).unwrap_or(candidates);
         let env = self.next_env(timestamp_ms.max(self.tip.timestamp_ms));
         let mut state = self.state.clone();
-        execute_all(&mut state, &env, considered)
+        let sigs_ok = verdicts(&state.chain_id, considered, Signatures::Known(known));
+        execute_verified(&mut state, &env, considered, sigs_ok)
     }
 
     fn check_block_with(
         &self,
         block: &Block,
-        signatures: Signatures,
+        signatures: Signatures<'_>,
     ) -> Result<(Ledger, BlockOutcome), BlockError> {
         let h = &block.header;
         let expected = self.tip.height.saturating_add(1);
@@ -409,10 +472,7 @@ impl Ledger {
         }
         let env = BlockEnv { height: h.height, timestamp_ms: h.timestamp_ms };
         let mut state = self.state.clone();
-        let sigs_ok = match signatures {
-            Signatures::Verify => verify_signatures(&state.chain_id, &block.transactions),
-            Signatures::AlreadyVerified => vec![true; block.transactions.len()],
-        };
+        let sigs_ok = verdicts(&state.chain_id, &block.transactions, signatures);
         let outcomes = execute_verified(&mut state, &env, &block.transactions, sigs_ok);
         for (i, outcome) in outcomes.iter().enumerate() {
             if let Some(rejection) = outcome.rejection() {

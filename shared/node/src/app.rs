@@ -14,6 +14,10 @@
 //!   to its finalized tip, fetching any block it lacks from peers (`SYNC` channel), then applies
 //!   the blocks in height order, each exactly once (keyed by height; repeated reports are
 //!   ignored), appending each to the block log with the certificate when it has one.
+//! - Admission: a transaction enters the mempool only once its signatures verify (submissions
+//!   and peers' gossip, in batches). Blocks are then built and checked without verifying again
+//!   the signatures of transactions the mempool holds (compared in full, body and signatures):
+//!   each signature is verified once per node, and mostly before its block arrives.
 //! - Mempool: every 500 ms its oldest transactions (at most 256) are executed against the
 //!   finalized ledger in arrival order, as a proposal on the finalized tip would, and the
 //!   rejected ones are dropped, like those such a proposal rejects (never gossiped).
@@ -257,6 +261,8 @@ pub struct Evidence {
 pub enum SubmitError {
     #[error(transparent)]
     Mempool(#[from] MempoolError),
+    #[error("a signature does not verify")]
+    BadSignature,
     #[error("the node is shutting down")]
     Closed,
 }
@@ -753,9 +759,7 @@ where
                 got = txs_rx.recv() => {
                     let Ok((_, bytes)) = got else { break };
                     if let Ok(txs) = wire::decode_txs(bytes.as_ref()) {
-                        for tx in txs {
-                            let _ = self.mempool.insert(tx);
-                        }
+                        let _ = self.admit(txs);
                     }
                 },
                 got = sync_rx.recv() => {
@@ -791,11 +795,43 @@ where
         }
     }
 
-    /// Admits a submitted transaction to the mempool and queues it for gossip.
-    fn submit(&mut self, tx: SignedTransaction) -> Result<(), SubmitError> {
-        self.mempool.insert(tx.clone())?;
-        self.outbox.push(tx);
-        Ok(())
+    /// Admits transactions to the mempool: those already held are duplicates; the signatures
+    /// of the rest are verified in one batch, and only validly signed ones are inserted. Returns
+    /// the admitted transactions and one result per input, in order.
+    fn admit(
+        &mut self,
+        txs: Vec<SignedTransaction>,
+    ) -> (Vec<SignedTransaction>, Vec<Result<(), SubmitError>>) {
+        let fresh: Vec<bool> = txs.iter().map(|t| !self.mempool.contains(&t.body.id)).collect();
+        let to_check: Vec<&SignedTransaction> =
+            txs.iter().zip(&fresh).filter(|(_, f)| **f).map(|(t, _)| t).collect();
+        let chain_id = self.finalized.chain_id();
+        let mut verdicts =
+            cbdc_ledger::block::verify_signature_refs(chain_id, &to_check).into_iter();
+        let mut admitted = Vec::new();
+        let results = txs
+            .into_iter()
+            .zip(fresh)
+            .map(|(tx, fresh)| {
+                if !fresh {
+                    return Err(SubmitError::Mempool(MempoolError::Duplicate));
+                }
+                if verdicts.next() != Some(true) {
+                    return Err(SubmitError::BadSignature);
+                }
+                self.mempool.insert(tx.clone())?;
+                admitted.push(tx);
+                Ok(())
+            })
+            .collect();
+        (admitted, results)
+    }
+
+    /// Admits submitted transactions and queues the admitted ones for gossip.
+    fn submit(&mut self, txs: Vec<SignedTransaction>) -> Vec<Result<(), SubmitError>> {
+        let (admitted, results) = self.admit(txs);
+        self.outbox.extend(admitted);
+        results
     }
 
     fn on_message(&mut self, msg: Message, blocks_tx: &mut S, sync_tx: &mut S) {
@@ -850,20 +886,14 @@ where
                 }
             }
             Message::Submit { tx, response } => {
-                response.send_lossy(self.submit(*tx));
+                let result = self.submit(vec![*tx]).pop();
+                response.send_lossy(result.unwrap_or(Err(SubmitError::Closed)));
             }
-            Message::SubmitBatch { txs, response } => {
-                let results = txs
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, tx)| {
-                        if i < MAX_SUBMIT_BATCH {
-                            self.submit(tx)
-                        } else {
-                            Err(SubmitError::Mempool(MempoolError::Full))
-                        }
-                    })
-                    .collect();
+            Message::SubmitBatch { mut txs, response } => {
+                let over = txs.len().saturating_sub(MAX_SUBMIT_BATCH);
+                txs.truncate(MAX_SUBMIT_BATCH);
+                let mut results = self.submit(txs);
+                results.extend((0..over).map(|_| Err(SubmitError::Mempool(MempoolError::Full))));
                 response.send_lossy(results);
             }
             Message::Evidences { response } => {
@@ -871,7 +901,8 @@ where
             }
             Message::DryRun { tx, response } => {
                 let now = ms(&self.context);
-                let outcomes = self.finalized.dry_run(now, std::slice::from_ref(&*tx));
+                let held = |t: &SignedTransaction| self.mempool.holds(t);
+                let outcomes = self.finalized.dry_run(now, std::slice::from_ref(&*tx), &held);
                 response.send_lossy(outcomes.first().and_then(|o| o.rejection()));
             }
             Message::Committed { ids, response } => {
@@ -935,7 +966,9 @@ where
                 return false;
             };
             let Some(parent) = self.ledger_at(&block.header.parent_hash) else { return false };
-            match parent.check_block(&block) {
+            let held = |t: &SignedTransaction| self.mempool.holds(t);
+            let checked = parent.check_block_known(&block, &held);
+            match checked {
                 Ok((after, outcome)) => {
                     let after = Verified::new(after, outcome.outcomes);
                     self.remember(Known { block, after: Some(after) });
@@ -977,11 +1010,18 @@ where
         if parent_epoch != epoch {
             return None;
         }
-        let candidates = self.mempool.peek(self.cfg.max_block_txs);
+        self.mempool.compact();
         let parent = self.ledger_at(&parent_hash)?;
+        // Transactions the parent's chain already committed (in blocks not yet finalized, so
+        // still in the mempool) are not candidates.
+        let state = parent.state();
+        let candidates = self
+            .mempool
+            .peek_where(self.cfg.max_block_txs, |tx| state.recent_tx(&tx.body.id).is_none());
         let on_finalized = parent_hash == self.finalized.tip().hash;
         let ctx = BlockContext { timestamp_ms: ms(&self.context), proposer: self.cfg.me };
-        let built = parent.build_block(ctx, &candidates);
+        let held = |t: &SignedTransaction| self.mempool.holds(t);
+        let built = parent.build_block_known(ctx, &candidates, &held);
         #[cfg(feature = "byzantine")]
         let built = tampered(self.cfg.proposal_tamper.as_ref(), parent, built);
         if on_finalized {
@@ -1032,7 +1072,8 @@ where
             return;
         }
         let candidates = self.mempool.peek(RECHECK_TXS.min(self.cfg.max_block_txs));
-        let outcomes = self.finalized.dry_run(ms(&self.context), &candidates);
+        let held = |t: &SignedTransaction| self.mempool.holds(t);
+        let outcomes = self.finalized.dry_run(ms(&self.context), &candidates, &held);
         if self.drop_rejected(&candidates, &outcomes) {
             self.publish();
         }
@@ -1099,7 +1140,9 @@ where
         if parent.epoch() != epoch {
             return Some(false);
         }
-        match parent.check_block(&block) {
+        let held = |t: &SignedTransaction| self.mempool.holds(t);
+        let checked = parent.check_block_known(&block, &held);
+        match checked {
             Ok((after, outcome)) => {
                 let after = Verified::new(after, outcome.outcomes);
                 self.remember(Known { block, after: Some(after) });
@@ -1253,14 +1296,17 @@ where
             };
             let verified = match known.after {
                 Some(after) if known.block.header.parent_hash == self.finalized.tip().hash => after,
-                _ => match self.finalized.check_block(&known.block) {
-                    Ok((after, outcome)) => Verified::new(after, outcome.outcomes),
-                    Err(error) => panic!(
-                        "finalized block {} does not apply ({error}): a quorum certified an \
+                _ => {
+                    match self.finalized.check_block_known(&known.block, &|t| self.mempool.holds(t))
+                    {
+                        Ok((after, outcome)) => Verified::new(after, outcome.outcomes),
+                        Err(error) => panic!(
+                            "finalized block {} does not apply ({error}): a quorum certified an \
                          invalid block or this node's state is corrupt; stopping",
-                        known.block.header.height
-                    ),
-                },
+                            known.block.header.height
+                        ),
+                    }
+                }
             };
             let cert = if hash == target { certificate.as_deref() } else { None };
             if let Some(cert) = cert {

@@ -68,6 +68,11 @@ impl Mempool {
         self.by_id.contains_key(id)
     }
 
+    /// Whether this very transaction (body and signatures) is held.
+    pub fn holds(&self, tx: &SignedTransaction) -> bool {
+        self.by_id.get(&tx.body.id).is_some_and(|(_, held, _)| held == tx)
+    }
+
     /// Admits a transaction unless full, duplicate or oversized.
     pub fn insert(&mut self, tx: SignedTransaction) -> Result<(), MempoolError> {
         let size = tx.encode().len();
@@ -92,6 +97,16 @@ impl Mempool {
     /// Up to `max` pending transactions, oldest first, without removing them.
     pub fn peek(&mut self, max: usize) -> Vec<SignedTransaction> {
         self.compact();
+        self.peek_where(max, |_| true)
+    }
+
+    /// Up to `max` pending transactions that pass `filter`, oldest first, without removing
+    /// them (only those are copied). Call [`Mempool::compact`] first when many were removed.
+    pub fn peek_where(
+        &self,
+        max: usize,
+        filter: impl Fn(&SignedTransaction) -> bool,
+    ) -> Vec<SignedTransaction> {
         let mut out = Vec::with_capacity(max.min(self.by_id.len()));
         for (seq, id) in &self.order {
             if out.len() >= max {
@@ -99,6 +114,7 @@ impl Mempool {
             }
             if let Some((s, tx, _)) = self.by_id.get(id)
                 && s == seq
+                && filter(tx)
             {
                 out.push(tx.clone());
             }
@@ -119,7 +135,8 @@ impl Mempool {
         }
     }
 
-    fn compact(&mut self) {
+    /// Drops the arrival-order entries of removed transactions.
+    pub fn compact(&mut self) {
         let by_id = &self.by_id;
         self.order.retain(|(seq, id)| by_id.get(id).is_some_and(|(s, _, _)| s == seq));
     }
@@ -150,6 +167,9 @@ mod tests {
         pool.insert(tx(4)).unwrap();
         let ids: Vec<_> = pool.peek(10).iter().map(|t| t.body.id).collect();
         assert_eq!(ids, vec![tx_id(2), tx_id(3), tx_id(4)]);
+        let ids: Vec<_> =
+            pool.peek_where(10, |t| t.body.id != tx_id(3)).iter().map(|t| t.body.id).collect();
+        assert_eq!(ids, vec![tx_id(2), tx_id(4)]);
         let tiny = MempoolLimits { max_transaction_bytes: 10, ..MempoolLimits::default() };
         assert_eq!(Mempool::new(tiny).insert(tx(9)), Err(MempoolError::TooLarge(10)));
     }

@@ -373,6 +373,9 @@ fn submit_refusal(error: SubmitError) -> (StatusCode, &'static str, &'static str
         SubmitError::Mempool(cbdc_node::MempoolError::TooLarge(_)) => {
             (StatusCode::PAYLOAD_TOO_LARGE, "transaction_too_large", "transaction too large")
         }
+        SubmitError::BadSignature => {
+            (StatusCode::BAD_REQUEST, "bad_signature", "a signature does not verify")
+        }
         SubmitError::Closed => {
             (StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", "the node is stopping")
         }

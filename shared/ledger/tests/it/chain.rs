@@ -271,7 +271,10 @@ fn a_final_block_applies_without_signature_checks_but_with_every_other() {
     let (trusted, trusted_outcome) = fx.ch.ledger.check_final_block(&built.block).expect("valid");
     assert_eq!(checked.state_root(), trusted.state_root());
     assert_eq!(outcome, trusted_outcome);
-    assert_eq!(fx.ch.ledger.dry_run(ctx.timestamp_ms, &[pay]), built.outcomes);
+    assert_eq!(
+        fx.ch.ledger.dry_run(ctx.timestamp_ms, std::slice::from_ref(&pay), &|_| false),
+        built.outcomes
+    );
 
     // A forged signature is only caught by the full check (which is why only blocks this
     // process verified itself may skip it) ...
@@ -280,6 +283,14 @@ fn a_final_block_applies_without_signature_checks_but_with_every_other() {
     forged.header.tx_root = cbdc_ledger::merkle_root(&forged.transactions);
     assert!(matches!(
         fx.ch.ledger.check_block(&forged),
+        Err(BlockError::RejectedTransaction { index: 0, rejection: Rejection::BadSignature })
+    ));
+    // A mempool's knowledge spares verification only of the very transaction it admitted.
+    let admitted = built.block.transactions[0].clone();
+    let known = |t: &cbdc_ledger::SignedTransaction| *t == admitted;
+    assert!(fx.ch.ledger.check_block_known(&built.block, &known).is_ok());
+    assert!(matches!(
+        fx.ch.ledger.check_block_known(&forged, &known),
         Err(BlockError::RejectedTransaction { index: 0, rejection: Rejection::BadSignature })
     ));
     // ... while roots, execution and the state commitment are still checked.
