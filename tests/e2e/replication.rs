@@ -215,3 +215,79 @@ fn two_of_five_down_halts_and_the_network_resumes_without_a_fork() -> Result<()>
     assert!(common > resume + 5);
     Ok(())
 }
+
+/// Answer of a batch submission: `(status, [(result status, code)])`.
+fn post_batch(net: &Network, items: &[String]) -> Result<(u16, serde_json::Value)> {
+    let body = serde_json::json!({ "transactions": items }).to_string();
+    let (code, text) =
+        crate::harness::http_post(net.nodes[0].http, "/v1/transactions/batch", &body)?;
+    Ok((code, serde_json::from_str(&text)?))
+}
+
+fn hex_of(tx: &SignedTransaction) -> String {
+    use cbdc_ledger::Encode;
+    hex::encode(tx.encode())
+}
+
+#[test]
+fn a_batch_submission_answers_each_transaction_and_only_valid_signatures_are_admitted() -> Result<()>
+{
+    let net = Network::start(4, port_base(13), "sqlite")?;
+    let exp = net.status(0)?.height + 5_000;
+    let mut s = Scenario { net: &net, next: 0, exp };
+    let setup = activity(&net, &mut s, 0)?;
+    net.wait(&[0], Duration::from_secs(60), "setup", |st| st.finalized_transactions >= setup)?;
+
+    // Bounds and malformed items refuse the whole request; nothing in it is submitted.
+    let kept_out = s.pay("e2e-alice", "e2e-bob", 7);
+    let (code, answer) = post_batch(&net, &[hex_of(&kept_out), "zz".to_string()])?;
+    assert_eq!((code, answer["code"].as_str()), (400, Some("malformed_transaction")));
+    assert!(answer["detail"].as_str().is_some_and(|d| d.contains("transaction 1")), "{answer}");
+    let (code, answer) = post_batch(&net, &[])?;
+    assert_eq!((code, answer["code"].as_str()), (400, Some("invalid_batch_size")));
+    let (code, answer) = post_batch(&net, &vec![hex_of(&kept_out); 1_025])?;
+    assert_eq!((code, answer["code"].as_str()), (400, Some("invalid_batch_size")));
+
+    // One answer per transaction: a forged signature and a repeat are refused, the rest admitted.
+    let good: Vec<_> = (0..3).map(|k| s.pay("e2e-alice", "e2e-bob", 10 + k)).collect();
+    let mut forged = s.pay("e2e-alice", "e2e-bob", 99);
+    forged.signatures[0].signature.0[0] ^= 1;
+    let items = [&good[0], &good[1], &forged, &good[2], &good[0]].map(hex_of);
+    let (code, answer) = post_batch(&net, &items)?;
+    assert_eq!(code, 200, "{answer}");
+    let results: Vec<(String, Option<String>)> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            (r["status"].as_str().unwrap_or("").to_string(), r["code"].as_str().map(String::from))
+        })
+        .collect();
+    let accepted = ("accepted".to_string(), None);
+    let refused = |c: &str| ("refused".to_string(), Some(c.to_string()));
+    assert_eq!(
+        results,
+        vec![
+            accepted.clone(),
+            accepted.clone(),
+            refused("bad_signature"),
+            accepted,
+            refused("duplicate_transaction")
+        ]
+    );
+    // A single submission of a forged transaction is refused with the same code.
+    let body = serde_json::json!({ "transaction": hex_of(&forged) }).to_string();
+    let (code, text) = crate::harness::http_post(net.nodes[1].http, "/v1/transactions", &body)?;
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("bad_signature"), "{text}");
+
+    // Exactly the three admitted payments commit, on every node.
+    let expected = setup + 3;
+    net.wait(&[0, 1, 2, 3, 4], Duration::from_secs(60), "the admitted payments", |st| {
+        st.finalized_transactions >= expected
+    })?;
+    let height = net.status(0)?.height;
+    net.wait(&[0], Duration::from_secs(30), "a few more blocks", |st| st.height >= height + 5)?;
+    assert_eq!(net.status(0)?.finalized_transactions, expected);
+    Ok(())
+}
