@@ -795,16 +795,28 @@ where
         }
     }
 
-    /// Admits transactions to the mempool: those already held are duplicates; the signatures
-    /// of the rest are verified in one batch, and only validly signed ones are inserted. Returns
-    /// the admitted transactions and one result per input, in order.
+    /// Admits transactions to the mempool: those already held are duplicates, those beyond
+    /// the mempool's free room are refused as `Full` before any work (so a flood costs no
+    /// verification); the signatures of the rest are verified in one batch, and only validly
+    /// signed ones are inserted. Returns the admitted transactions and one result per input.
     fn admit(
         &mut self,
         txs: Vec<SignedTransaction>,
     ) -> (Vec<SignedTransaction>, Vec<Result<(), SubmitError>>) {
-        let fresh: Vec<bool> = txs.iter().map(|t| !self.mempool.contains(&t.body.id)).collect();
+        let mut room = self.mempool.room();
+        let fresh: Vec<Option<bool>> = txs
+            .iter()
+            .map(|t| {
+                if self.mempool.contains(&t.body.id) {
+                    return Some(false);
+                }
+                let fits = room > 0;
+                room = room.saturating_sub(1);
+                fits.then_some(true)
+            })
+            .collect();
         let to_check: Vec<&SignedTransaction> =
-            txs.iter().zip(&fresh).filter(|(_, f)| **f).map(|(t, _)| t).collect();
+            txs.iter().zip(&fresh).filter(|(_, f)| **f == Some(true)).map(|(t, _)| t).collect();
         let chain_id = self.finalized.chain_id();
         let mut verdicts =
             cbdc_ledger::block::verify_signature_refs(chain_id, &to_check).into_iter();
@@ -813,8 +825,10 @@ where
             .into_iter()
             .zip(fresh)
             .map(|(tx, fresh)| {
-                if !fresh {
-                    return Err(SubmitError::Mempool(MempoolError::Duplicate));
+                match fresh {
+                    Some(true) => {}
+                    Some(false) => return Err(SubmitError::Mempool(MempoolError::Duplicate)),
+                    None => return Err(SubmitError::Mempool(MempoolError::Full)),
                 }
                 if verdicts.next() != Some(true) {
                     return Err(SubmitError::BadSignature);

@@ -68,6 +68,11 @@ impl Mempool {
         self.by_id.contains_key(id)
     }
 
+    /// Free places (by count): a batch larger than this cannot be admitted whole.
+    pub fn room(&self) -> usize {
+        self.limits.max_transactions.saturating_sub(self.by_id.len())
+    }
+
     /// Whether this very transaction (body and signatures) is held.
     pub fn holds(&self, tx: &SignedTransaction) -> bool {
         self.by_id.get(&tx.body.id).is_some_and(|(_, held, _)| held == tx)
@@ -161,6 +166,7 @@ mod tests {
         }
         assert_eq!(pool.insert(tx(2)), Err(MempoolError::Duplicate));
         assert_eq!(pool.insert(tx(4)), Err(MempoolError::Full));
+        assert_eq!(pool.room(), 0);
         let ids: Vec<_> = pool.peek(2).iter().map(|t| t.body.id).collect();
         assert_eq!(ids, vec![tx_id(1), tx_id(2)]);
         pool.remove(&[tx_id(1)]);
