@@ -201,17 +201,6 @@ pub enum SnapshotError {
     Genesis(#[from] GenesisError),
 }
 
-/// Which signatures are verified while applying or building a block.
-#[derive(Clone, Copy)]
-enum Signatures<'a> {
-    /// Every transaction's.
-    Verify,
-    /// None: the block is final and this process verified it (a bank's view of its log).
-    AlreadyVerified,
-    /// Those of transactions not known to be validly signed.
-    Known(&'a dyn Fn(&SignedTransaction) -> bool),
-}
-
 /// The replicated state at a tip.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -256,24 +245,21 @@ pub fn execute_all(state: &mut State, env: &BlockEnv, txs: &[SignedTransaction])
 
 /// Signature verdicts for `txs`: those `known` to be validly signed are not verified again,
 /// the rest are verified in one batch.
-fn verdicts(chain_id: &str, txs: &[SignedTransaction], signatures: Signatures<'_>) -> Vec<bool> {
-    match signatures {
-        Signatures::Verify => verify_signatures(chain_id, txs),
-        Signatures::AlreadyVerified => vec![true; txs.len()],
-        Signatures::Known(known) => {
-            let mut ok: Vec<bool> = txs.iter().map(known).collect();
-            let unknown: Vec<usize> =
-                (0..txs.len()).filter(|i| ok.get(*i) == Some(&false)).collect();
-            let refs: Vec<&SignedTransaction> =
-                unknown.iter().filter_map(|i| txs.get(*i)).collect();
-            for (i, valid) in unknown.iter().zip(verify_signature_refs(chain_id, &refs)) {
-                if let Some(slot) = ok.get_mut(*i) {
-                    *slot = valid;
-                }
-            }
-            ok
+fn verdicts(
+    chain_id: &str,
+    txs: &[SignedTransaction],
+    known: &dyn Fn(&SignedTransaction) -> bool,
+) -> Vec<bool> {
+    let mut ok: Vec<bool> = txs.iter().map(known).collect();
+    let unknown: Vec<(usize, &SignedTransaction)> =
+        txs.iter().enumerate().filter(|(i, _)| ok.get(*i) == Some(&false)).collect();
+    let refs: Vec<&SignedTransaction> = unknown.iter().map(|(_, t)| *t).collect();
+    for ((i, _), valid) in unknown.iter().zip(verify_signature_refs(chain_id, &refs)) {
+        if let Some(slot) = ok.get_mut(*i) {
+            *slot = valid;
         }
     }
+    ok
 }
 
 /// [`execute_all`] with the signature verdicts already known (one per transaction).
@@ -349,6 +335,23 @@ impl Ledger {
         BlockEnv { height: self.tip.height.saturating_add(1), timestamp_ms }
     }
 
+    /// Executes at most [`MAX_BLOCK_TXS`] candidates on a copy of the state at the next height
+    /// (time raised to the tip's if earlier): the considered candidates, the block environment,
+    /// the state after them and one outcome per considered candidate.
+    fn execute_candidates<'c>(
+        &self,
+        timestamp_ms: u64,
+        candidates: &'c [SignedTransaction],
+        known: &dyn Fn(&SignedTransaction) -> bool,
+    ) -> (&'c [SignedTransaction], BlockEnv, State, Vec<TxOutcome>) {
+        let considered = candidates.get(..MAX_BLOCK_TXS as usize).unwrap_or(candidates);
+        let env = self.next_env(timestamp_ms.max(self.tip.timestamp_ms));
+        let mut state = self.state.clone();
+        let sigs_ok = verdicts(&state.chain_id, considered, known);
+        let outcomes = execute_verified(&mut state, &env, considered, sigs_ok);
+        (considered, env, state, outcomes)
+    }
+
     /// Builds the next block from candidates (proposer side). Does not change `self`.
     ///
     /// At most [`MAX_BLOCK_TXS`] candidates are considered; `outcomes` has one entry per
@@ -365,12 +368,9 @@ impl Ledger {
         candidates: &[SignedTransaction],
         known: &dyn Fn(&SignedTransaction) -> bool,
     ) -> BuiltBlock {
-        let considered = candidates.get(..MAX_BLOCK_TXS as usize).unwrap_or(candidates);
-        let timestamp_ms = ctx.timestamp_ms.max(self.tip.timestamp_ms);
-        let env = self.next_env(timestamp_ms);
-        let mut state = self.state.clone();
-        let sigs_ok = verdicts(&state.chain_id, considered, Signatures::Known(known));
-        let outcomes = execute_verified(&mut state, &env, considered, sigs_ok);
+        let (considered, env, state, outcomes) =
+            self.execute_candidates(ctx.timestamp_ms, candidates, known);
+        let timestamp_ms = env.timestamp_ms;
         let transactions: Vec<SignedTransaction> = considered
             .iter()
             .zip(&outcomes)
@@ -401,7 +401,7 @@ impl Ledger {
 
     /// The ledger after `block`, without changing `self` (validators' `verify`).
     pub fn check_block(&self, block: &Block) -> Result<(Ledger, BlockOutcome), BlockError> {
-        self.check_block_with(block, Signatures::Verify)
+        self.check_block_with(block, &|_| false)
     }
 
     /// [`Ledger::check_block`] without re-verifying the signatures of transactions `known` to
@@ -413,7 +413,7 @@ impl Ledger {
         block: &Block,
         known: &dyn Fn(&SignedTransaction) -> bool,
     ) -> Result<(Ledger, BlockOutcome), BlockError> {
-        self.check_block_with(block, Signatures::Known(known))
+        self.check_block_with(block, known)
     }
 
     /// The ledger after a block that is already final and whose signatures this process has
@@ -423,7 +423,7 @@ impl Ledger {
     /// verifying it (the bank's view replays its node's log). Anything that arrived from
     /// outside (a peer, a file to audit) goes through [`Ledger::check_block`].
     pub fn check_final_block(&self, block: &Block) -> Result<(Ledger, BlockOutcome), BlockError> {
-        self.check_block_with(block, Signatures::AlreadyVerified)
+        self.check_block_with(block, &|_| true)
     }
 
     /// What each candidate would do on top of this ledger (a dry run: no block, no commitment
@@ -435,17 +435,13 @@ impl Ledger {
         candidates: &[SignedTransaction],
         known: &dyn Fn(&SignedTransaction) -> bool,
     ) -> Vec<TxOutcome> {
-        let considered = candidates.get(..MAX_BLOCK_TXS as usize).unwrap_or(candidates);
-        let env = self.next_env(timestamp_ms.max(self.tip.timestamp_ms));
-        let mut state = self.state.clone();
-        let sigs_ok = verdicts(&state.chain_id, considered, Signatures::Known(known));
-        execute_verified(&mut state, &env, considered, sigs_ok)
+        self.execute_candidates(timestamp_ms, candidates, known).3
     }
 
     fn check_block_with(
         &self,
         block: &Block,
-        signatures: Signatures<'_>,
+        known: &dyn Fn(&SignedTransaction) -> bool,
     ) -> Result<(Ledger, BlockOutcome), BlockError> {
         let h = &block.header;
         let expected = self.tip.height.saturating_add(1);
@@ -472,7 +468,7 @@ impl Ledger {
         }
         let env = BlockEnv { height: h.height, timestamp_ms: h.timestamp_ms };
         let mut state = self.state.clone();
-        let sigs_ok = verdicts(&state.chain_id, &block.transactions, signatures);
+        let sigs_ok = verdicts(&state.chain_id, &block.transactions, known);
         let outcomes = execute_verified(&mut state, &env, &block.transactions, sigs_ok);
         for (i, outcome) in outcomes.iter().enumerate() {
             if let Some(rejection) = outcome.rejection() {

@@ -195,11 +195,6 @@ impl State {
         self.wallets.contains_key(id)
     }
 
-    /// Number of wallets.
-    pub fn wallet_count(&self) -> usize {
-        self.wallets.len()
-    }
-
     /// Writes a wallet record (new or changed), keeping the commitment and totals in step.
     pub(crate) fn put_wallet(&mut self, w: Wallet) {
         let (retail, holder, balance) =
