@@ -22,7 +22,7 @@
 //!   commitment incremental ([`crate::commitment`]).
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer, decode_seq, encode_seq};
-use crate::crypto::{SigItem, domain, hash_parts, verify_all};
+use crate::crypto::{KeyCache, SigItem, domain, hash_parts, verify_all_cached};
 use crate::execute::{BlockEnv, TxOutcome, execute};
 use crate::genesis::{Genesis, GenesisError};
 use crate::rejection::Rejection;
@@ -219,6 +219,15 @@ pub fn verify_signatures(chain_id: &str, txs: &[SignedTransaction]) -> Vec<bool>
 
 /// [`verify_signatures`] over borrowed transactions.
 pub fn verify_signature_refs(chain_id: &str, txs: &[&SignedTransaction]) -> Vec<bool> {
+    verify_signature_refs_cached(chain_id, txs, &mut KeyCache::new(0))
+}
+
+/// [`verify_signature_refs`] with decompressed signer keys from (and into) `keys`.
+pub fn verify_signature_refs_cached(
+    chain_id: &str,
+    txs: &[&SignedTransaction],
+    keys: &mut KeyCache,
+) -> Vec<bool> {
     let payloads: Vec<Vec<u8>> = txs.iter().map(|t| t.body.signing_payload(chain_id)).collect();
     let mut items = Vec::new();
     let mut owner = Vec::new();
@@ -229,7 +238,7 @@ pub fn verify_signature_refs(chain_id: &str, txs: &[&SignedTransaction]) -> Vec<
         }
     }
     let mut ok = vec![true; txs.len()];
-    for (valid, i) in verify_all(&items).into_iter().zip(owner) {
+    for (valid, i) in verify_all_cached(&items, keys).into_iter().zip(owner) {
         if !valid && let Some(slot) = ok.get_mut(i) {
             *slot = false;
         }

@@ -49,7 +49,7 @@ pub use block::{
     MAX_BLOCK_TXS, SnapshotError, Tip, VerifyChainError, merkle_root, verify_chain,
 };
 pub use codec::{Decode, DecodeError, Encode};
-pub use crypto::{Signature, SigningKey};
+pub use crypto::{KeyCache, Signature, SigningKey};
 pub use execute::{BlockEnv, Posting, PostingReason, TxOutcome};
 pub use genesis::{Genesis, GenesisBank, GenesisError};
 pub use policy::{Policy, TierLimits};

@@ -70,6 +70,7 @@ use commonware_runtime::{Clock, Spawner};
 use commonware_utils::channel::fallible::OneshotExt;
 use commonware_utils::channel::{mpsc, oneshot, watch};
 use commonware_utils::ordered::Set;
+use futures::FutureExt as _;
 use rand_core::CryptoRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -109,6 +110,12 @@ pub const MAX_SUBMIT_BATCH: usize = 1_024;
 /// load, submissions then leave in batches of up to [`wire::MAX_TX_BATCH`] per message instead of
 /// one message per transaction; when idle a submission still leaves at once.
 const DRAIN_MAILBOX: usize = 256;
+/// Transactions verified together on admission at most (submissions queued together, or
+/// gossip messages that have already arrived): batch verification costs less per signature
+/// the larger the batch.
+const ADMIT_BATCH: usize = 2_048;
+/// Gossip messages already received taken into one admission batch at most.
+const DRAIN_GOSSIP: usize = 64;
 
 /// Settings of the application actor.
 #[derive(Debug, Clone)]
@@ -497,6 +504,31 @@ pub(crate) fn mailbox(participants: Vec<PublicKey>) -> (Mailbox, mpsc::Receiver<
     (Mailbox { sender, participants: Arc::new(participants) }, receiver)
 }
 
+/// Submissions taken from the mailbox and not yet admitted: their transactions in order, and
+/// for each submitter how many of them are its own.
+#[derive(Default)]
+struct Submissions {
+    txs: Vec<SignedTransaction>,
+    responders: Vec<(usize, Responder)>,
+}
+
+impl Submissions {
+    fn push(&mut self, txs: Vec<SignedTransaction>, responder: Responder) {
+        self.responders.push((txs.len(), responder));
+        self.txs.extend(txs);
+    }
+}
+
+/// Who waits for the results of a submission.
+enum Responder {
+    One(oneshot::Sender<Result<(), SubmitError>>),
+    /// A batch; `over` transactions beyond [`MAX_SUBMIT_BATCH`] were cut and are answered `Full`.
+    Batch {
+        response: oneshot::Sender<Vec<Result<(), SubmitError>>>,
+        over: usize,
+    },
+}
+
 /// A block this node knows but has not finalized; `after` is the ledger after it once verified.
 struct Known {
     block: Arc<Block>,
@@ -555,6 +587,8 @@ pub(crate) struct Actor<E, S, R> {
     targets: BTreeMap<Digest, Vec<u8>>,
     recent_final: VecDeque<Digest>,
     mempool: Mempool,
+    /// Decompressed signer keys (admission verifies most signatures; payers sign again).
+    keys: cbdc_ledger::KeyCache,
     /// Submitted transactions accepted since the last gossip flush (bounded by the drain).
     outbox: Vec<SignedTransaction>,
     /// The ledger after each recently finalized block, for in-process readers.
@@ -664,6 +698,7 @@ where
             targets: BTreeMap::new(),
             recent_final: VecDeque::new(),
             mempool,
+            keys: cbdc_ledger::KeyCache::new(cbdc_ledger::KeyCache::DEFAULT_SLOTS),
             outbox: Vec::new(),
             feed,
             evidence,
@@ -745,11 +780,14 @@ where
             commonware_macros::select! {
                 msg = self.mailbox.recv() => {
                     let Some(msg) = msg else { break };
-                    self.on_message(msg, &mut blocks_tx, &mut sync_tx);
+                    // Submissions queued together are admitted together: one signature batch.
+                    let mut submissions = Submissions::default();
+                    self.on_queued(msg, &mut submissions, &mut blocks_tx, &mut sync_tx);
                     for _ in 0..DRAIN_MAILBOX {
                         let Ok(msg) = self.mailbox.try_recv() else { break };
-                        self.on_message(msg, &mut blocks_tx, &mut sync_tx);
+                        self.on_queued(msg, &mut submissions, &mut blocks_tx, &mut sync_tx);
                     }
+                    self.admit_submissions(&mut submissions);
                 },
                 got = blocks_rx.recv() => {
                     let Ok((_, bytes)) = got else { break };
@@ -758,9 +796,19 @@ where
                 },
                 got = txs_rx.recv() => {
                     let Ok((_, bytes)) = got else { break };
-                    if let Ok(txs) = wire::decode_txs(bytes.as_ref()) {
-                        let _ = self.admit(txs);
+                    let mut txs = wire::decode_txs(bytes.as_ref()).unwrap_or_default();
+                    // Gossip that has already arrived joins the same signature batch (larger
+                    // batches cost less per signature); what is still in flight waits.
+                    for _ in 0..DRAIN_GOSSIP {
+                        if txs.len() >= ADMIT_BATCH {
+                            break;
+                        }
+                        let Some(Ok((_, bytes))) = txs_rx.recv().now_or_never() else { break };
+                        if let Ok(more) = wire::decode_txs(bytes.as_ref()) {
+                            txs.extend(more);
+                        }
                     }
+                    let _ = self.admit(txs);
                 },
                 got = sync_rx.recv() => {
                     let Ok((peer, bytes)) = got else { break };
@@ -819,7 +867,8 @@ where
             txs.iter().zip(&fresh).filter(|(_, f)| **f == Some(true)).map(|(t, _)| t).collect();
         let chain_id = self.finalized.chain_id();
         let mut verdicts =
-            cbdc_ledger::block::verify_signature_refs(chain_id, &to_check).into_iter();
+            cbdc_ledger::block::verify_signature_refs_cached(chain_id, &to_check, &mut self.keys)
+                .into_iter();
         let mut admitted = Vec::new();
         let results = txs
             .into_iter()
@@ -846,6 +895,59 @@ where
         let (admitted, results) = self.admit(txs);
         self.outbox.extend(admitted);
         results
+    }
+
+    /// Handles a message taken from the mailbox, holding submissions back in `submissions`
+    /// (admitted together by [`Actor::admit_submissions`]) until another kind of message
+    /// arrives, so the order of everything else is kept.
+    fn on_queued(
+        &mut self,
+        msg: Message,
+        submissions: &mut Submissions,
+        blocks_tx: &mut S,
+        sync_tx: &mut S,
+    ) {
+        match msg {
+            Message::Submit { tx, response } => {
+                submissions.push(vec![*tx], Responder::One(response));
+            }
+            Message::SubmitBatch { mut txs, response } => {
+                let over = txs.len().saturating_sub(MAX_SUBMIT_BATCH);
+                txs.truncate(MAX_SUBMIT_BATCH);
+                submissions.push(txs, Responder::Batch { response, over });
+            }
+            other => {
+                self.admit_submissions(submissions);
+                self.on_message(other, blocks_tx, sync_tx);
+            }
+        }
+        if submissions.txs.len() >= ADMIT_BATCH {
+            self.admit_submissions(submissions);
+        }
+    }
+
+    /// Admits the held submissions as one batch and answers each submitter.
+    fn admit_submissions(&mut self, submissions: &mut Submissions) {
+        if submissions.responders.is_empty() {
+            return;
+        }
+        let Submissions { txs, responders } = std::mem::take(submissions);
+        let mut results = self.submit(txs).into_iter();
+        for (count, responder) in responders {
+            let mine: Vec<_> = results.by_ref().take(count).collect();
+            match responder {
+                Responder::One(response) => {
+                    let result = mine.into_iter().next().unwrap_or(Err(SubmitError::Closed));
+                    response.send_lossy(result);
+                }
+                Responder::Batch { response, over } => {
+                    let mut mine = mine;
+                    let full = Err(SubmitError::Mempool(MempoolError::Full));
+                    mine.extend(std::iter::repeat_n(full, over));
+                    response.send_lossy(mine);
+                }
+            }
+        }
     }
 
     fn on_message(&mut self, msg: Message, blocks_tx: &mut S, sync_tx: &mut S) {
@@ -899,16 +1001,10 @@ where
                     self.publish();
                 }
             }
-            Message::Submit { tx, response } => {
-                let result = self.submit(vec![*tx]).pop();
-                response.send_lossy(result.unwrap_or(Err(SubmitError::Closed)));
-            }
-            Message::SubmitBatch { mut txs, response } => {
-                let over = txs.len().saturating_sub(MAX_SUBMIT_BATCH);
-                txs.truncate(MAX_SUBMIT_BATCH);
-                let mut results = self.submit(txs);
-                results.extend((0..over).map(|_| Err(SubmitError::Mempool(MempoolError::Full))));
-                response.send_lossy(results);
+            msg @ (Message::Submit { .. } | Message::SubmitBatch { .. }) => {
+                let mut submissions = Submissions::default();
+                self.on_queued(msg, &mut submissions, blocks_tx, sync_tx);
+                self.admit_submissions(&mut submissions);
             }
             Message::Evidences { response } => {
                 response.send_lossy(self.evidence.clone());

@@ -1,5 +1,6 @@
 //! Integration tests of the replicated node.
 
+mod admission;
 mod byzantine;
 mod common;
 mod epochs;
