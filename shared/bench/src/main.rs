@@ -71,6 +71,21 @@ struct AllResult {
     ratio_to_signature_ceiling: Option<f64>,
 }
 
+/// Makes sure the result file can be written before minutes of measurement: creates its
+/// directory and opens it for writing (without truncating anything yet).
+fn prepare_output(path: Option<&std::path::Path>) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot write the results to {}", path.display()))?;
+    Ok(())
+}
+
 fn write_json<T: Serialize>(value: &T, path: Option<&std::path::Path>) -> Result<()> {
     let json = serde_json::to_string_pretty(value)?;
     println!("{json}");
@@ -282,6 +297,14 @@ fn run_ledger(args: &LedgerArgs) -> Result<LedgerResult> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let output = match &cli.command {
+        Command::Load(args) => args.json.as_deref(),
+        Command::Micro(args) => args.json.as_deref(),
+        Command::All(args) => args.load.json.as_deref(),
+        Command::Network(args) => args.json.as_deref(),
+        Command::Ledger(args) => args.json.as_deref(),
+    };
+    prepare_output(output)?;
     match cli.command {
         Command::Load(args) => {
             let result = run_load(&args)?;
@@ -299,17 +322,11 @@ fn main() -> Result<()> {
         }
         Command::Network(args) => {
             let result = network::run(&args)?;
-            let json = serde_json::to_string_pretty(&result)?;
-            println!("{json}");
-            if let Some(path) = args.json {
-                std::fs::write(&path, json)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
+            write_json(&result, args.json.as_deref())?;
         }
         Command::Ledger(args) => {
             let result = run_ledger(&args)?;
-            let json = serde_json::to_string_pretty(&result)?;
-            println!("{json}");
+            write_json(&result, args.json.as_deref())?;
             eprintln!(
                 "block of {} transfers: apply {:.1} ms ({:.0} transfers/s, {:.1} us each), \
                  build {:.1} ms; batch signature check {:.1} ms; state root {:.1} ms",
@@ -321,10 +338,6 @@ fn main() -> Result<()> {
                 result.signature_batch_verify_ms_median,
                 result.state_root_ms_median,
             );
-            if let Some(path) = args.json {
-                std::fs::write(&path, json)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
         }
     }
     Ok(())
