@@ -216,7 +216,7 @@ fn two_of_five_down_halts_and_the_network_resumes_without_a_fork() -> Result<()>
     Ok(())
 }
 
-/// Answer of a batch submission: `(status, [(result status, code)])`.
+/// HTTP status and JSON answer of a batch submission to node 0.
 fn post_batch(net: &Network, items: &[String]) -> Result<(u16, serde_json::Value)> {
     let body = serde_json::json!({ "transactions": items }).to_string();
     let (code, text) =

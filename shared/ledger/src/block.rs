@@ -22,7 +22,7 @@
 //!   commitment incremental ([`crate::commitment`]).
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer, decode_seq, encode_seq};
-use crate::crypto::{KeyCache, SigItem, domain, hash_parts, verify_all_cached};
+use crate::crypto::{KeyCache, SigItem, domain, hash_parts, verify_all};
 use crate::execute::{BlockEnv, TxOutcome, execute};
 use crate::genesis::{Genesis, GenesisError};
 use crate::rejection::Rejection;
@@ -214,16 +214,12 @@ pub struct Ledger {
 /// signatures all verify.
 pub fn verify_signatures(chain_id: &str, txs: &[SignedTransaction]) -> Vec<bool> {
     let refs: Vec<&SignedTransaction> = txs.iter().collect();
-    verify_signature_refs(chain_id, &refs)
+    verify_signature_refs(chain_id, &refs, &mut KeyCache::new(0))
 }
 
-/// [`verify_signatures`] over borrowed transactions.
-pub fn verify_signature_refs(chain_id: &str, txs: &[&SignedTransaction]) -> Vec<bool> {
-    verify_signature_refs_cached(chain_id, txs, &mut KeyCache::new(0))
-}
-
-/// [`verify_signature_refs`] with decompressed signer keys from (and into) `keys`.
-pub fn verify_signature_refs_cached(
+/// [`verify_signatures`] over borrowed transactions, with decompressed signer keys from (and
+/// into) `keys`.
+pub fn verify_signature_refs(
     chain_id: &str,
     txs: &[&SignedTransaction],
     keys: &mut KeyCache,
@@ -238,7 +234,7 @@ pub fn verify_signature_refs_cached(
         }
     }
     let mut ok = vec![true; txs.len()];
-    for (valid, i) in verify_all_cached(&items, keys).into_iter().zip(owner) {
+    for (valid, i) in verify_all(&items, keys).into_iter().zip(owner) {
         if !valid && let Some(slot) = ok.get_mut(i) {
             *slot = false;
         }
@@ -263,7 +259,9 @@ fn verdicts(
     let unknown: Vec<(usize, &SignedTransaction)> =
         txs.iter().enumerate().filter(|(i, _)| ok.get(*i) == Some(&false)).collect();
     let refs: Vec<&SignedTransaction> = unknown.iter().map(|(_, t)| *t).collect();
-    for ((i, _), valid) in unknown.iter().zip(verify_signature_refs(chain_id, &refs)) {
+    for ((i, _), valid) in
+        unknown.iter().zip(verify_signature_refs(chain_id, &refs, &mut KeyCache::new(0)))
+    {
         if let Some(slot) = ok.get_mut(*i) {
             *slot = valid;
         }

@@ -191,11 +191,7 @@ impl KeyCache {
 
 /// Verifies a batch; `true` only if every signature is valid. Accepts exactly what
 /// [`verify_one`] accepts for each item (ZIP-215), so a `false` can be resolved item by item.
-pub fn verify_batch(items: &[SigItem<'_>]) -> bool {
-    verify_batch_cached(items, &mut KeyCache::new(0))
-}
-
-/// [`verify_batch`] taking decompressed keys from (and adding them to) `keys`.
+/// Decompressed keys come from (and go into) `keys` (`KeyCache::new(0)` keeps none).
 ///
 /// The ZIP-215 batch equation: with `k_i = SHA-512(R_i || A_i || M_i) mod l` and random 128-bit
 /// `z_i`, `[8]([-sum z_i s_i] B + sum [z_i k_i] A_i + sum [z_i] R_i)` is the identity. Each `s_i`
@@ -206,7 +202,7 @@ pub fn verify_batch(items: &[SigItem<'_>]) -> bool {
     clippy::arithmetic_side_effects,
     reason = "scalar arithmetic is modulo the group order: it cannot overflow"
 )]
-pub fn verify_batch_cached(items: &[SigItem<'_>], keys: &mut KeyCache) -> bool {
+pub fn verify_batch(items: &[SigItem<'_>], keys: &mut KeyCache) -> bool {
     if items.is_empty() {
         return true;
     }
@@ -277,13 +273,8 @@ pub fn verify_batch_cached(items: &[SigItem<'_>], keys: &mut KeyCache) -> bool {
 }
 
 /// Checks every item: a batch first, and only if the batch fails, one by one to find the bad ones.
-pub fn verify_all(items: &[SigItem<'_>]) -> Vec<bool> {
-    verify_all_cached(items, &mut KeyCache::new(0))
-}
-
-/// [`verify_all`] with decompressed keys from `keys`.
-pub fn verify_all_cached(items: &[SigItem<'_>], keys: &mut KeyCache) -> Vec<bool> {
-    if verify_batch_cached(items, keys) {
+pub fn verify_all(items: &[SigItem<'_>], keys: &mut KeyCache) -> Vec<bool> {
+    if verify_batch(items, keys) {
         return vec![true; items.len()];
     }
     items.iter().map(|it| verify_one(it.key, it.message, it.signature)).collect()
@@ -304,9 +295,9 @@ mod tests {
             SigItem { key: &pk, message: b"pay 10", signature: &good },
             SigItem { key: &pk, message: b"pay 10", signature: &bad },
         ];
-        assert!(!verify_batch(&items));
-        assert_eq!(verify_all(&items), vec![true, false]);
-        assert!(verify_batch(&items[..1]));
+        assert!(!verify_batch(&items, &mut KeyCache::new(0)));
+        assert_eq!(verify_all(&items, &mut KeyCache::new(0)), vec![true, false]);
+        assert!(verify_batch(&items[..1], &mut KeyCache::new(0)));
         assert!(!verify_one(&PublicKey([0xff; 32]), b"x", &good));
     }
 
@@ -333,11 +324,11 @@ mod tests {
             })
             .collect();
         let mut cache = KeyCache::new(KeyCache::DEFAULT_SLOTS);
-        assert!(verify_batch_cached(&items, &mut cache));
+        assert!(verify_batch(&items, &mut cache));
         assert_eq!(cache.stats(), (0, 6), "each distinct key decompressed once");
-        assert!(verify_batch_cached(&items, &mut cache));
+        assert!(verify_batch(&items, &mut cache));
         assert_eq!(cache.stats(), (6, 6), "the second batch finds every key");
-        assert!(verify_batch(&items));
+        assert!(verify_batch(&items, &mut KeyCache::new(0)));
 
         // A wrong message, a non-canonical s, and a key that is not a point: each spoils the
         // batch, and item-by-item verification names exactly the bad ones, as single does.
@@ -348,8 +339,8 @@ mod tests {
         spoiled.get_mut(0).unwrap().message = b"another message";
         spoiled.get_mut(1).unwrap().signature = &bad_s;
         spoiled.get_mut(2).unwrap().key = &not_a_point;
-        assert!(!verify_batch_cached(&spoiled, &mut cache));
-        let verdicts = verify_all_cached(&spoiled, &mut cache);
+        assert!(!verify_batch(&spoiled, &mut cache));
+        let verdicts = verify_all(&spoiled, &mut cache);
         let single: Vec<bool> =
             spoiled.iter().map(|it| verify_one(it.key, it.message, it.signature)).collect();
         assert_eq!(verdicts, single);
@@ -358,7 +349,7 @@ mod tests {
 
         // A cache with no slots keeps nothing and still verifies.
         let mut none = KeyCache::new(0);
-        assert!(verify_batch_cached(&items, &mut none));
+        assert!(verify_batch(&items, &mut none));
         assert_eq!(none.stats(), (0, 6));
     }
 

@@ -782,10 +782,10 @@ where
                     let Some(msg) = msg else { break };
                     // Submissions queued together are admitted together: one signature batch.
                     let mut submissions = Submissions::default();
-                    self.on_queued(msg, &mut submissions, &mut blocks_tx, &mut sync_tx);
+                    self.on_message(msg, &mut submissions, &mut blocks_tx, &mut sync_tx);
                     for _ in 0..DRAIN_MAILBOX {
                         let Ok(msg) = self.mailbox.try_recv() else { break };
-                        self.on_queued(msg, &mut submissions, &mut blocks_tx, &mut sync_tx);
+                        self.on_message(msg, &mut submissions, &mut blocks_tx, &mut sync_tx);
                     }
                     self.admit_submissions(&mut submissions);
                 },
@@ -867,7 +867,7 @@ where
             txs.iter().zip(&fresh).filter(|(_, f)| **f == Some(true)).map(|(t, _)| t).collect();
         let chain_id = self.finalized.chain_id();
         let mut verdicts =
-            cbdc_ledger::block::verify_signature_refs_cached(chain_id, &to_check, &mut self.keys)
+            cbdc_ledger::block::verify_signature_refs(chain_id, &to_check, &mut self.keys)
                 .into_iter();
         let mut admitted = Vec::new();
         let results = txs
@@ -890,37 +890,15 @@ where
         (admitted, results)
     }
 
-    /// Admits submitted transactions and queues the admitted ones for gossip.
-    fn submit(&mut self, txs: Vec<SignedTransaction>) -> Vec<Result<(), SubmitError>> {
-        let (admitted, results) = self.admit(txs);
-        self.outbox.extend(admitted);
-        results
-    }
-
-    /// Handles a message taken from the mailbox, holding submissions back in `submissions`
-    /// (admitted together by [`Actor::admit_submissions`]) until another kind of message
-    /// arrives, so the order of everything else is kept.
-    fn on_queued(
+    /// Holds a submission back for [`Actor::admit_submissions`]; admits what is held once it
+    /// reaches [`ADMIT_BATCH`].
+    fn hold(
         &mut self,
-        msg: Message,
         submissions: &mut Submissions,
-        blocks_tx: &mut S,
-        sync_tx: &mut S,
+        txs: Vec<SignedTransaction>,
+        responder: Responder,
     ) {
-        match msg {
-            Message::Submit { tx, response } => {
-                submissions.push(vec![*tx], Responder::One(response));
-            }
-            Message::SubmitBatch { mut txs, response } => {
-                let over = txs.len().saturating_sub(MAX_SUBMIT_BATCH);
-                txs.truncate(MAX_SUBMIT_BATCH);
-                submissions.push(txs, Responder::Batch { response, over });
-            }
-            other => {
-                self.admit_submissions(submissions);
-                self.on_message(other, blocks_tx, sync_tx);
-            }
-        }
+        submissions.push(txs, responder);
         if submissions.txs.len() >= ADMIT_BATCH {
             self.admit_submissions(submissions);
         }
@@ -932,16 +910,18 @@ where
             return;
         }
         let Submissions { txs, responders } = std::mem::take(submissions);
-        let mut results = self.submit(txs).into_iter();
+        let (admitted, results) = self.admit(txs);
+        // Submitted here, so gossiped from here.
+        self.outbox.extend(admitted);
+        let mut results = results.into_iter();
         for (count, responder) in responders {
-            let mine: Vec<_> = results.by_ref().take(count).collect();
+            let mut mine: Vec<_> = results.by_ref().take(count).collect();
             match responder {
                 Responder::One(response) => {
                     let result = mine.into_iter().next().unwrap_or(Err(SubmitError::Closed));
                     response.send_lossy(result);
                 }
                 Responder::Batch { response, over } => {
-                    let mut mine = mine;
                     let full = Err(SubmitError::Mempool(MempoolError::Full));
                     mine.extend(std::iter::repeat_n(full, over));
                     response.send_lossy(mine);
@@ -950,8 +930,28 @@ where
         }
     }
 
-    fn on_message(&mut self, msg: Message, blocks_tx: &mut S, sync_tx: &mut S) {
+    /// Handles a message taken from the mailbox. Submissions are held back in `submissions`
+    /// (admitted together by [`Actor::admit_submissions`], at the latest when the drain ends);
+    /// any other message first admits what is held, so the order of everything else is kept.
+    fn on_message(
+        &mut self,
+        msg: Message,
+        submissions: &mut Submissions,
+        blocks_tx: &mut S,
+        sync_tx: &mut S,
+    ) {
+        if !matches!(msg, Message::Submit { .. } | Message::SubmitBatch { .. }) {
+            self.admit_submissions(submissions);
+        }
         match msg {
+            Message::Submit { tx, response } => {
+                self.hold(submissions, vec![*tx], Responder::One(response));
+            }
+            Message::SubmitBatch { mut txs, response } => {
+                let over = txs.len().saturating_sub(MAX_SUBMIT_BATCH);
+                txs.truncate(MAX_SUBMIT_BATCH);
+                self.hold(submissions, txs, Responder::Batch { response, over });
+            }
             Message::Propose { context, response } => {
                 if let Some(digest) = self.propose(&context) {
                     response.send_lossy(digest);
@@ -1000,11 +1000,6 @@ where
                     self.evidence.push(e);
                     self.publish();
                 }
-            }
-            msg @ (Message::Submit { .. } | Message::SubmitBatch { .. }) => {
-                let mut submissions = Submissions::default();
-                self.on_queued(msg, &mut submissions, blocks_tx, sync_tx);
-                self.admit_submissions(&mut submissions);
             }
             Message::Evidences { response } => {
                 response.send_lossy(self.evidence.clone());
