@@ -245,7 +245,9 @@ pub fn verify_signature_refs(
 /// Executes transactions in order on `state`, then asserts the ledger invariants.
 pub fn execute_all(state: &mut State, env: &BlockEnv, txs: &[SignedTransaction]) -> Vec<TxOutcome> {
     let sigs_ok = verify_signatures(&state.chain_id, txs);
-    execute_verified(state, env, txs, sigs_ok)
+    let outcomes = execute_verified(state, env, txs, sigs_ok);
+    state.settle_commitment();
+    outcomes
 }
 
 /// Signature verdicts for `txs`: those `known` to be validly signed are not verified again,
@@ -276,6 +278,9 @@ fn execute_verified(
     txs: &[SignedTransaction],
     sigs_ok: Vec<bool>,
 ) -> Vec<TxOutcome> {
+    // The set hashes follow once per changed entry, when the caller settles them (a dry run
+    // never does).
+    state.defer_commitment();
     state.prune_recent(env.height);
     let outcomes: Vec<TxOutcome> = txs
         .iter()
@@ -375,8 +380,9 @@ impl Ledger {
         candidates: &[SignedTransaction],
         known: &dyn Fn(&SignedTransaction) -> bool,
     ) -> BuiltBlock {
-        let (considered, env, state, outcomes) =
+        let (considered, env, mut state, outcomes) =
             self.execute_candidates(ctx.timestamp_ms, candidates, known);
+        state.settle_commitment();
         let timestamp_ms = env.timestamp_ms;
         let transactions: Vec<SignedTransaction> = considered
             .iter()
@@ -477,6 +483,7 @@ impl Ledger {
         let mut state = self.state.clone();
         let sigs_ok = verdicts(&state.chain_id, &block.transactions, known);
         let outcomes = execute_verified(&mut state, &env, &block.transactions, sigs_ok);
+        state.settle_commitment();
         for (i, outcome) in outcomes.iter().enumerate() {
             if let Some(rejection) = outcome.rejection() {
                 let index = u32::try_from(i).unwrap_or(u32::MAX);

@@ -189,7 +189,8 @@ pub trait Encode {
     fn encode_to(&self, w: &mut Writer);
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        // Room for a typical transaction without regrowing (a block still grows as needed).
+        let mut w = Writer::with_capacity(256);
         self.encode_to(&mut w);
         w.into_bytes()
     }

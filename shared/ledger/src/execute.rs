@@ -278,19 +278,17 @@ fn transfer(
     if legs.is_empty() {
         return Err(Rejection::EmptyTransfer);
     }
-    // Authority first: exactly the keys of the paying wallets must have signed.
+    // Authority first: exactly the keys of the paying wallets must have signed. The wallets
+    // are read once, into the overlay the legs then work on.
+    let mut ov = Overlay::new(state);
     let mut required = BTreeSet::new();
     for leg in legs {
-        let payer = state.wallet(&leg.from).ok_or(Rejection::UnknownWallet)?;
-        required.insert(payer.public_key);
-        if !state.has_wallet(&leg.to) {
-            return Err(Rejection::UnknownWallet);
-        }
+        required.insert(ov.wallet(leg.from)?.public_key);
+        ov.wallet(leg.to)?;
     }
     if &required != signers {
         return Err(Rejection::WrongSigner);
     }
-    let mut ov = Overlay::new(state);
     let mut paid: BTreeMap<HolderRef, Amount> = BTreeMap::new();
     for leg in legs {
         move_money(&mut ov, env, leg, &mut paid)?;

@@ -24,7 +24,7 @@ use crate::types::{
     WalletStatus,
 };
 use imbl::{OrdMap, OrdSet};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Upper bound on entries of any one state collection in a snapshot.
 const MAX_ENTRIES: u32 = 1 << 28;
@@ -204,8 +204,12 @@ impl State {
         // Totals of u64 balances over at most 2^28 wallets cannot overflow a u128.
         self.balances = self.balances.wrapping_sub(old_balance).wrapping_add(balance);
         if retail {
-            let slot = self.retail.entry(holder).or_insert(0);
-            *slot = slot.wrapping_sub(old_balance).wrapping_add(balance);
+            match self.retail.get_mut(&holder) {
+                Some(slot) => *slot = slot.wrapping_sub(old_balance).wrapping_add(balance),
+                None => {
+                    self.retail.insert(holder, balance.wrapping_sub(old_balance));
+                }
+            }
         }
     }
 
@@ -246,6 +250,21 @@ impl State {
             .filter(|b| b.status == BankStatus::Active)
             .map(|b| b.validator_key)
             .collect()
+    }
+
+    /// From now until [`State::settle_commitment`] (a block's execution), the set hashes are
+    /// brought up to date once per changed entry instead of once per write.
+    pub(crate) fn defer_commitment(&mut self) {
+        self.wallets.defer();
+        self.holders.defer();
+        self.recent.defer();
+    }
+
+    /// Brings the set hashes up to date with the writes since [`State::defer_commitment`].
+    pub(crate) fn settle_commitment(&mut self) {
+        self.wallets.settle();
+        self.holders.settle();
+        self.recent.settle();
     }
 
     /// Forgets ids whose expiry height is below `height`: they can no longer commit anyway.
@@ -309,6 +328,8 @@ impl State {
                 outstanding: outstanding.minor(),
             });
         }
+        // Each wallet once, however many postings moved it.
+        let touched: BTreeSet<&WalletId> = touched.into_iter().collect();
         for id in touched {
             let Some(w) = self.wallets.get(id) else { continue };
             if w.class != WalletClass::Retail {

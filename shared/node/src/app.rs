@@ -808,7 +808,8 @@ where
                             txs.extend(more);
                         }
                     }
-                    let _ = self.admit(txs);
+                    // Gossip is not gossiped again: nothing admitted is kept for the outbox.
+                    let _ = self.admit(txs, false);
                 },
                 got = sync_rx.recv() => {
                     let Ok((peer, bytes)) = got else { break };
@@ -846,10 +847,12 @@ where
     /// Admits transactions to the mempool: those already held are duplicates, those beyond
     /// the mempool's free room are refused as `Full` before any work (so a flood costs no
     /// verification); the signatures of the rest are verified in one batch, and only validly
-    /// signed ones are inserted. Returns the admitted transactions and one result per input.
+    /// signed ones are inserted. Returns one result per input and, with `keep`, copies of the
+    /// admitted transactions (for the outbox; gossip from peers is not kept).
     fn admit(
         &mut self,
         txs: Vec<SignedTransaction>,
+        keep: bool,
     ) -> (Vec<SignedTransaction>, Vec<Result<(), SubmitError>>) {
         let mut room = self.mempool.room();
         let fresh: Vec<Option<bool>> = txs
@@ -882,8 +885,12 @@ where
                 if verdicts.next() != Some(true) {
                     return Err(SubmitError::BadSignature);
                 }
-                self.mempool.insert(tx.clone())?;
-                admitted.push(tx);
+                if keep {
+                    self.mempool.insert(tx.clone())?;
+                    admitted.push(tx);
+                } else {
+                    self.mempool.insert(tx)?;
+                }
                 Ok(())
             })
             .collect();
@@ -910,7 +917,7 @@ where
             return;
         }
         let Submissions { txs, responders } = std::mem::take(submissions);
-        let (admitted, results) = self.admit(txs);
+        let (admitted, results) = self.admit(txs, true);
         // Submitted here, so gossiped from here.
         self.outbox.extend(admitted);
         let mut results = results.into_iter();
