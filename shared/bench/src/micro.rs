@@ -150,10 +150,11 @@ pub fn run(args: &MicroArgs) -> Result<MicroResult> {
 pub fn print_summary(r: &MicroResult) {
     eprintln!(
         "micro: {:.0} signature verifications/s/core (batch); block check {:.0} transfers/s \
-         ({:.1} us each); projection writes: sqlite {:.0} transfers/s ({:.1} ms per block of {})",
+         ({:.1} us each, {:.1} us without verification); projection writes: sqlite {:.0} transfers/s ({:.1} ms per block of {})",
         r.signature_verifications_per_s_per_core,
         r.ledger.transfers_per_s_apply,
         r.ledger.cpu_us_per_transfer_apply,
+        r.ledger.cpu_us_per_transfer_execute,
         r.projection_sqlite.transfers_per_s,
         r.projection_sqlite.ms_per_block_mean,
         r.projection_sqlite.transfers_per_block,
