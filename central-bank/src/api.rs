@@ -113,6 +113,7 @@ fn workflow_problem(e: &WorkflowError) -> HttpResponse {
         WorkflowError::BadSignature => StatusCode::UNPROCESSABLE_ENTITY,
         WorkflowError::Closed(_) => StatusCode::CONFLICT,
         WorkflowError::Node => StatusCode::SERVICE_UNAVAILABLE,
+        WorkflowError::Refused(_) => StatusCode::BAD_GATEWAY,
         WorkflowError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let detail = match e {

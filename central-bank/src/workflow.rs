@@ -23,7 +23,7 @@ use cbdc_ledger::{
     Amount, BankId, PolicyUpdate, PublicKey, Rejection, Signature, SignedTransaction, TxBody, TxId,
     TxKind, TxSignature, WalletId,
 };
-use cbdc_node::{LedgerSummary, Mailbox};
+use cbdc_node::{LedgerSummary, Mailbox, MempoolError, SubmitError};
 use cbdc_store::{ApprovalRecord, RequestRecord, RequestState, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -221,6 +221,8 @@ pub enum WorkflowError {
     Closed(&'static str),
     #[error("the node is unavailable")]
     Node,
+    #[error("the node refused the transaction: {0}")]
+    Refused(String),
     #[error("storage: {0}")]
     Store(#[from] cbdc_store::StoreError),
 }
@@ -237,6 +239,7 @@ impl WorkflowError {
             WorkflowError::BadSignature => "bad_signature",
             WorkflowError::Closed(_) => "request_closed",
             WorkflowError::Node => "node_unavailable",
+            WorkflowError::Refused(_) => "refused_by_node",
             WorkflowError::Store(_) => "storage_error",
         }
     }
@@ -286,6 +289,10 @@ pub struct Workflow {
     chain_id: String,
     now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
     random: Arc<dyn Fn() -> [u8; 16] + Send + Sync>,
+    /// Held from a request's move to `approved` until its submission is recorded, and by the
+    /// follower while it submits approved requests: the two never submit the same request at
+    /// once (the follower only sees an `approved` request whose approver has finished).
+    submitting: Arc<futures::lock::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -302,7 +309,8 @@ impl Workflow {
         now_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
         random: Arc<dyn Fn() -> [u8; 16] + Send + Sync>,
     ) -> Workflow {
-        Workflow { store, node, chain_id, now_ms, random }
+        let submitting = Arc::new(futures::lock::Mutex::new(()));
+        Workflow { store, node, chain_id, now_ms, random, submitting }
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -412,6 +420,7 @@ impl Workflow {
 
     /// Moves a pending request with enough approvals on: dry-run, then submit or reject.
     async fn advance(&self, id: &[u8; 16], summary: &LedgerSummary) -> Result<(), WorkflowError> {
+        let _submitting = self.submitting.lock().await;
         let Some(tx) = self.assemble(id, summary)? else { return Ok(()) };
         if !self.transition(id, RequestState::Pending, RequestState::Approved, None, None)? {
             return Ok(());
@@ -459,10 +468,27 @@ impl Workflow {
                     None,
                 )?;
             }
-            None => {
-                self.node.submit(tx).await.map_err(|_| WorkflowError::Node)?;
-                self.transition(id, RequestState::Approved, RequestState::Submitted, None, None)?;
-            }
+            None => match self.node.submit(tx).await {
+                // Already pending (submitted before, say by an approver whose answer was lost):
+                // it is submitted either way.
+                Ok(()) | Err(SubmitError::Mempool(MempoolError::Duplicate)) => {
+                    self.transition(
+                        id,
+                        RequestState::Approved,
+                        RequestState::Submitted,
+                        None,
+                        None,
+                    )?;
+                }
+                // No room now: the request stays approved and the follower submits it later.
+                Err(SubmitError::Mempool(MempoolError::Full)) => {
+                    tracing::warn!(request = %hex::encode(id), "mempool full; submission deferred");
+                }
+                Err(SubmitError::Closed) => return Err(WorkflowError::Node),
+                Err(e @ (SubmitError::BadSignature | SubmitError::Mempool(_))) => {
+                    return Err(WorkflowError::Refused(e.to_string()));
+                }
+            },
         }
         Ok(())
     }
@@ -471,10 +497,19 @@ impl Workflow {
     /// approved ones (a crash between approval and submission) are submitted.
     pub async fn follow(&self) -> Result<(), WorkflowError> {
         let summary = self.summary().await?;
-        let approved = self.store().requests_in_state(RequestState::Approved, 64)?;
-        for r in approved {
-            if let Some(tx) = self.assemble(&r.id, &summary)? {
-                self.submit(&r.id, tx).await?;
+        {
+            let _submitting = self.submitting.lock().await;
+            let approved = self.store().requests_in_state(RequestState::Approved, 64)?;
+            for r in approved {
+                let Some(tx) = self.assemble(&r.id, &summary)? else { continue };
+                match self.submit(&r.id, tx).await {
+                    // One request the node will not take does not hold up the others.
+                    Err(WorkflowError::Refused(reason)) => {
+                        let request = hex::encode(r.id);
+                        tracing::error!(%request, %reason, "the node refuses an approved request");
+                    }
+                    other => other?,
+                }
             }
         }
         let submitted = self.store().requests_in_state(RequestState::Submitted, 256)?;

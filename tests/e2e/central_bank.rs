@@ -249,6 +249,25 @@ fn maker_checker_issuance_supply_control_and_audit() -> Result<()> {
     assert_eq!(supply["outstanding_minor"], 600_000);
     assert_eq!(supply["burned_minor"], 400_000);
 
+    // Final approvals back to back while the follower runs (every 300 ms it submits requests
+    // it finds approved): each answers 200 whoever submits, and each mint commits once. (A
+    // follower submitting a request its approver was still submitting once answered 503.)
+    let mut quick = Vec::new();
+    for _ in 0..12 {
+        let id = id_of(&api.create(&o0, mint(2, 1))?)?;
+        api.approve(&o0, &id, "officers/officer-0.key")?;
+        quick.push(id);
+    }
+    for id in &quick {
+        let a = api.approve(&o1, id, "officers/officer-1.key")?;
+        assert_eq!(a.status, 200, "final approval of {id}: {}", a.body);
+    }
+    for id in &quick {
+        api.wait_state(&o0, id, &["committed"])?;
+    }
+    let supply = api.client.call("GET", "/v1/supply", Some(&regulator), None)?.json()?;
+    assert_eq!(supply["outstanding_minor"], 600_012, "each quick mint once: {supply}");
+
     // Mutual TLS: bank 1's client certificate names bank 1; without one, no bank.
     let tls = net.net_dir().join("bank-1/tls");
     let cert = std::fs::read_to_string(tls.join("cb-client.pem"))?;
