@@ -808,7 +808,7 @@ where
                             txs.extend(more);
                         }
                     }
-                    // Gossip is not gossiped again: nothing admitted is kept for the outbox.
+                    // Gossip from peers is not gossiped again.
                     let _ = self.admit(txs, false);
                 },
                 got = sync_rx.recv() => {
@@ -847,13 +847,9 @@ where
     /// Admits transactions to the mempool: those already held are duplicates, those beyond
     /// the mempool's free room are refused as `Full` before any work (so a flood costs no
     /// verification); the signatures of the rest are verified in one batch, and only validly
-    /// signed ones are inserted. Returns one result per input and, with `keep`, copies of the
-    /// admitted transactions (for the outbox; gossip from peers is not kept).
-    fn admit(
-        &mut self,
-        txs: Vec<SignedTransaction>,
-        keep: bool,
-    ) -> (Vec<SignedTransaction>, Vec<Result<(), SubmitError>>) {
+    /// signed ones are inserted, and with `gossip` also queued in the outbox for the peers.
+    /// Returns one result per input.
+    fn admit(&mut self, txs: Vec<SignedTransaction>, gossip: bool) -> Vec<Result<(), SubmitError>> {
         let mut room = self.mempool.room();
         let fresh: Vec<Option<bool>> = txs
             .iter()
@@ -872,9 +868,7 @@ where
         let mut verdicts =
             cbdc_ledger::block::verify_signature_refs(chain_id, &to_check, &mut self.keys)
                 .into_iter();
-        let mut admitted = Vec::new();
-        let results = txs
-            .into_iter()
+        txs.into_iter()
             .zip(fresh)
             .map(|(tx, fresh)| {
                 match fresh {
@@ -885,16 +879,15 @@ where
                 if verdicts.next() != Some(true) {
                     return Err(SubmitError::BadSignature);
                 }
-                if keep {
+                if gossip {
                     self.mempool.insert(tx.clone())?;
-                    admitted.push(tx);
+                    self.outbox.push(tx);
                 } else {
                     self.mempool.insert(tx)?;
                 }
                 Ok(())
             })
-            .collect();
-        (admitted, results)
+            .collect()
     }
 
     /// Holds a submission back for [`Actor::admit_submissions`]; admits what is held once it
@@ -917,10 +910,8 @@ where
             return;
         }
         let Submissions { txs, responders } = std::mem::take(submissions);
-        let (admitted, results) = self.admit(txs, true);
         // Submitted here, so gossiped from here.
-        self.outbox.extend(admitted);
-        let mut results = results.into_iter();
+        let mut results = self.admit(txs, true).into_iter();
         for (count, responder) in responders {
             let mut mine: Vec<_> = results.by_ref().take(count).collect();
             match responder {
