@@ -141,8 +141,28 @@ pub fn start(
 }
 
 impl Projector {
-    /// Applies the next page of finalized blocks; returns how many.
+    /// Applies the next finalized blocks, at most a page of them; returns how many.
+    ///
+    /// Blocks the node's finalized feed still holds, once durable, are taken from it with the
+    /// node's ledger and outcomes: no read of the log, no decoding, no execution. The others
+    /// (a lagging or restarted projector) are read from the block log.
     fn step(&mut self) -> Result<usize> {
+        let mut count = 0usize;
+        while count < PAGE_BLOCKS as usize {
+            let next = self.ledger.height().saturating_add(1);
+            let Some(fed) = self.feed.as_ref().and_then(|f| f.durable(next)) else { break };
+            if fed.block.header.parent_hash != self.ledger.tip().hash
+                || fed.ledger.tip().hash != fed.hash
+                || fed.outcomes.len() != fed.block.transactions.len()
+            {
+                break;
+            }
+            self.project(&fed.block, fed.ledger.clone(), &fed.outcomes)?;
+            count = count.saturating_add(1);
+        }
+        if count > 0 {
+            return Ok(count);
+        }
         let next = self.ledger.height().saturating_add(1);
         let page = self.store.blocks_from(next, PAGE_BLOCKS)?;
         let count = page.len();
@@ -150,16 +170,22 @@ impl Projector {
             let block = Block::decode(&stored.block)
                 .with_context(|| format!("stored block {} does not decode", stored.height))?;
             let (ledger, outcome) = self.apply(&block, stored.height)?;
-            let batch = batch_of(self.bank, &ledger, &block, &outcome);
-            if !batch.wallets.is_empty() || !batch.history.is_empty() {
-                self.store.write_projection(block.header.height, &batch)?;
-            }
-            self.settle(&block)?;
-            self.ledger = Arc::new(ledger);
-            *self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                self.ledger.clone();
+            self.project(&block, ledger, &outcome.outcomes)?;
         }
         Ok(count)
+    }
+
+    /// Writes this bank's rows of a block the view has applied, settles what it committed and
+    /// publishes the ledger after it.
+    fn project(&mut self, block: &Block, ledger: Ledger, outcomes: &[TxOutcome]) -> Result<()> {
+        let batch = batch_of(self.bank, &ledger, block, outcomes);
+        if !batch.wallets.is_empty() || !batch.history.is_empty() {
+            self.store.write_projection(block.header.height, &batch)?;
+        }
+        self.settle(block)?;
+        self.ledger = Arc::new(ledger);
+        *self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner) = self.ledger.clone();
+        Ok(())
     }
 
     /// The ledger after the next block of the log: the node's own result from the finalized
@@ -267,13 +293,13 @@ fn batch_of(
     bank: cbdc_ledger::BankId,
     after: &Ledger,
     block: &Block,
-    outcome: &BlockOutcome,
+    outcomes: &[TxOutcome],
 ) -> ProjectionBatch {
     let state = after.state();
     let mine = |id: &WalletId| state.wallet(id).is_some_and(|w| w.bank == bank);
     let mut touched = BTreeSet::new();
     let mut history = Vec::new();
-    for (tx, result) in block.transactions.iter().zip(&outcome.outcomes) {
+    for (tx, result) in block.transactions.iter().zip(outcomes) {
         let TxOutcome::Committed(postings) = result else { continue };
         match &tx.body.kind {
             TxKind::OpenWallet { wallet, .. }

@@ -1423,6 +1423,7 @@ where
             self.feed.push(crate::feed::FinalizedBlock {
                 height: known.block.header.height,
                 hash: *hash,
+                block: Arc::clone(&known.block),
                 ledger: after.clone(),
                 outcomes,
             });
@@ -1431,6 +1432,7 @@ where
             {
                 panic!("failed to persist finalized block {}: {error}", known.block.header.height);
             }
+            self.feed.mark_durable(known.block.header.height);
             let ids: Vec<_> = known.block.transactions.iter().map(|t| t.body.id).collect();
             self.mempool.remove(&ids);
             self.finalized_transactions =
