@@ -309,6 +309,10 @@ fn write_records(
 ) -> Result<(), StoreError> {
     // MultiConnection's common backend has no ON CONFLICT: the upserts run on the concrete
     // connection, with the same query text for both.
+    // A wallet's bank and class never change (the ledger has no transaction that changes
+    // them), so they are written when the row is inserted and left out of the update: naming
+    // `bank_id` there would make SQLite rewrite the (bank_id, wallet_id) index entry on every
+    // balance change.
     on_backend!(conn, conn => {
         for chunk in records.wallets.chunks(INSERT_CHUNK_ROWS) {
             diesel::insert_into(wallets::table)
@@ -316,8 +320,6 @@ fn write_records(
                 .on_conflict(wallets::wallet_id)
                 .do_update()
                 .set((
-                    wallets::bank_id.eq(excluded(wallets::bank_id)),
-                    wallets::class.eq(excluded(wallets::class)),
                     wallets::tier.eq(excluded(wallets::tier)),
                     wallets::status.eq(excluded(wallets::status)),
                     wallets::balance_minor.eq(excluded(wallets::balance_minor)),
