@@ -224,10 +224,23 @@ pub fn verify_signature_refs(
     txs: &[&SignedTransaction],
     keys: &mut KeyCache,
 ) -> Vec<bool> {
-    let payloads: Vec<Vec<u8>> = txs.iter().map(|t| t.body.signing_payload(chain_id)).collect();
-    let mut items = Vec::new();
-    let mut owner = Vec::new();
-    for (i, (tx, payload)) in txs.iter().zip(&payloads).enumerate() {
+    // Every payload in one buffer (one allocation per batch, not one per transaction).
+    let mut buffer = Writer::with_capacity(txs.len().saturating_mul(128));
+    let mut ends = Vec::with_capacity(txs.len());
+    for tx in txs {
+        tx.body.signing_payload_to(chain_id, &mut buffer);
+        ends.push(buffer.as_bytes().len());
+    }
+    let all = buffer.as_bytes();
+    let mut start = 0;
+    let payloads = ends.iter().map(|&end| {
+        let payload = all.get(start..end).unwrap_or_default();
+        start = end;
+        payload
+    });
+    let mut items = Vec::with_capacity(txs.len());
+    let mut owner = Vec::with_capacity(txs.len());
+    for (i, (tx, payload)) in txs.iter().zip(payloads).enumerate() {
         for sig in &tx.signatures {
             items.push(SigItem { key: &sig.signer, message: payload, signature: &sig.signature });
             owner.push(i);

@@ -202,12 +202,16 @@ pub struct TxBody {
 impl TxBody {
     /// The bytes every signer signs: domain tag, chain id, body.
     pub fn signing_payload(&self, chain_id: &str) -> Vec<u8> {
-        let tag = self.kind.signing_domain();
         let mut w = Writer::with_capacity(128);
-        w.var_bytes(tag);
-        w.var_bytes(chain_id.as_bytes());
-        self.encode_to(&mut w);
+        self.signing_payload_to(chain_id, &mut w);
         w.into_bytes()
+    }
+
+    /// Appends [`TxBody::signing_payload`] to `w` (a batch's payloads share one buffer).
+    pub fn signing_payload_to(&self, chain_id: &str, w: &mut Writer) {
+        w.var_bytes(self.kind.signing_domain());
+        w.var_bytes(chain_id.as_bytes());
+        self.encode_to(w);
     }
 
     /// Identity of the payload for duplicate detection: equal ids with different digests are
