@@ -16,6 +16,11 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
+/// mimalloc instead of glibc's malloc: about 8 % less CPU per transfer under load
+/// (`docs/BENCHMARKS.md`); a node allocates and frees every transaction several times.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "cbdc-bench", about = "Benchmarks of the CBDC platform (JSON output)")]
 struct Cli {
