@@ -11,27 +11,33 @@
 //! - each map carries the LtHash16 sum of its entries, updated on every insert and remove.
 //!
 //! # Construction (LtHash16)
-//! An entry's contribution is 1,024 lanes of `u16`: the first 2,048 bytes of the BLAKE3 XOF of
-//! (collection tag, canonical entry encoding) in BLAKE3's key-derivation mode with the context
-//! `"cbdc.v1 state entry"` (domain separation from every other hash of the ledger). A set's
-//! hash is the lane-wise sum of its entries' contributions modulo 2^16; inserting adds a
-//! contribution and removing subtracts it, so the sum depends only on the set, never on the
-//! order of updates. This is Bellare–Micciancio's lattice hash with the parameters Lewi, Kim et
-//! al. analysed and deployed ("Securing Update Propagation with Homomorphic Hashing", 2019:
-//! n = 1,024, 16-bit lanes, more than 200 bits of collision resistance); Solana's accounts
-//! lattice hash uses the same parameters with the BLAKE3 XOF. The state root (SHA-256) hashes
+//! An entry's contribution is 1,024 lanes of `u16` (2,048 bytes, little-endian): the ChaCha12
+//! keystream (nonce zero) under a 32-byte seed, the BLAKE3 hash of (collection tag, canonical
+//! entry encoding) in BLAKE3's key-derivation mode with the context `"cbdc.v2 state entry
+//! seed"` (domain separation from every other hash of the ledger). A set's hash is the lane-wise
+//! sum of its entries' contributions modulo 2^16; inserting adds a contribution and removing
+//! subtracts it, so the sum depends only on the set, never on the order of updates. This is
+//! Bellare–Micciancio's lattice hash with the parameters Lewi, Kim et al. analysed and deployed
+//! ("Securing Update Propagation with Homomorphic Hashing", 2019: n = 1,024, 16-bit lanes, more
+//! than 200 bits of collision resistance for the lattice part). The state root (SHA-256) hashes
 //! the three sums (wallets, holders, remembered transactions) with the small parts of the state.
 //!
-//! The XOF is the cost of the scheme (two per changed entry: the old contribution out, the new
-//! one in). BLAKE3's XOF produces the 2 KiB in about 0.4 µs on this project's machine, against
-//! about 1 µs for a SHA-256-seeded ChaCha20 stream, the first construction measured. Two things
-//! keep the count and the cost down:
+//! Expanding a hashed seed with a stream cipher, rather than taking 2 KiB from the hash's own
+//! XOF, is the construction Kyber-90s used to expand its public matrix (AES-256-CTR from a
+//! hashed seed): a collision of contributions needs a collision of the 256-bit seeds (128-bit
+//! security, the level of the SHA-256 state root itself) or a break of ChaCha12 as a PRG. The
+//! reason is cost. The contribution is the scheme's whole price (two per changed entry: the old
+//! one out, the new one in), and BLAKE3's XOF fills its 32 output blocks one compression at a
+//! time except on AVX-512 (the `blake3` crate has a multi-block XOF only there): about 3 µs per
+//! contribution on an AVX2 host, against about 0.3 µs for the seed plus 0.8 µs for ChaCha12's
+//! 2 KiB, which its AVX2 backend computes four blocks at a time (docs/BENCHMARKS.md). Two more
+//! things keep the count and the cost down:
 //! - the key-derivation hasher is prepared once and copied (deriving the context key again for
-//!   every contribution cost another ~0.1 µs each, a sixth of the XOF);
+//!   every contribution cost another ~0.1 µs each);
 //! - during a block the maps only note each written key's value before the block, and the sums
 //!   are settled once per changed entry at the end ([`CommittedMap::defer`]): an entry written
-//!   several times in a block (a bank's float on every top-up, a busy merchant) costs two XOFs,
-//!   not two per write, and a dry run, never settled, costs none.
+//!   several times in a block (a bank's float on every top-up, a busy merchant) costs two
+//!   contributions, not two per write, and a dry run, never settled, costs none.
 //!
 //! # Invariants
 //! - Outside a block, `sum` is always the LtHash of exactly the entries in `map` (`check`
@@ -42,14 +48,16 @@
 //!   the same sum hold the same entries (up to the hash's collision resistance).
 
 use crate::codec::Writer;
+use chacha20::ChaCha12;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
 use imbl::OrdMap;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::fmt;
 use std::sync::LazyLock;
 
-/// BLAKE3 key-derivation context of entry contributions.
-const ENTRY_CONTEXT: &str = "cbdc.v1 state entry";
+/// BLAKE3 key-derivation context of the seeds of entry contributions.
+const ENTRY_CONTEXT: &str = "cbdc.v2 state entry seed";
 
 /// Number of 16-bit lanes of a set hash.
 pub const LANES: usize = 1024;
@@ -72,9 +80,18 @@ impl fmt::Debug for SetHash {
 }
 
 impl SetHash {
-    /// The BLAKE3 XOF bytes of one entry of collection `tag` (its contribution's lanes,
-    /// little-endian).
+    /// The bytes of one entry's contribution to collection `tag` (its lanes, little-endian):
+    /// ChaCha12's keystream under the entry's BLAKE3 seed.
     fn contribution_bytes(tag: &[u8], entry: &[u8]) -> [u8; 2 * LANES] {
+        let seed = Self::seed(tag, entry);
+        let mut bytes = [0u8; 2 * LANES];
+        // 2 KiB is 32 ChaCha blocks, far inside the 2^32 blocks of one nonce.
+        ChaCha12::new(&seed.into(), &[0u8; 12].into()).apply_keystream(&mut bytes);
+        bytes
+    }
+
+    /// The 32-byte seed of one entry of collection `tag`.
+    fn seed(tag: &[u8], entry: &[u8]) -> [u8; 32] {
         // Deriving the context key hashes the context string: done once, then the prepared
         // hasher is copied (the same output as `Hasher::new_derive_key` every time).
         static ENTRY_HASHER: LazyLock<blake3::Hasher> =
@@ -83,9 +100,7 @@ impl SetHash {
         hasher.update(&(tag.len() as u64).to_be_bytes());
         hasher.update(tag);
         hasher.update(entry);
-        let mut bytes = [0u8; 2 * LANES];
-        hasher.finalize_xof().fill(&mut bytes);
-        bytes
+        *hasher.finalize().as_bytes()
     }
 
     /// Adds (or with `negate`, subtracts) a contribution given as its bytes.
@@ -382,18 +397,30 @@ mod tests {
     }
 
     #[test]
-    fn contributions_are_those_of_the_derive_key_construction() {
+    fn contributions_are_those_of_the_documented_construction() {
         // The prepared hasher must give exactly `Hasher::new_derive_key(ENTRY_CONTEXT)`'s
-        // output: the state roots of existing chains depend on it.
-        let mut fresh = blake3::Hasher::new_derive_key(ENTRY_CONTEXT);
+        // output, and the expansion exactly ChaCha12's keystream: the state roots of existing
+        // chains depend on both.
+        let mut fresh = blake3::Hasher::new_derive_key("cbdc.v2 state entry seed");
         fresh.update(&4u64.to_be_bytes());
         fresh.update(b"test");
         fresh.update(b"entry");
+        let seed = *fresh.finalize().as_bytes();
+        assert_eq!(SetHash::seed(b"test", b"entry"), seed);
         let mut expected = [0u8; 2 * LANES];
-        fresh.finalize_xof().fill(&mut expected);
+        ChaCha12::new(&seed.into(), &[0u8; 12].into()).apply_keystream(&mut expected);
         assert_eq!(SetHash::contribution_bytes(b"test", b"entry"), expected);
         assert_eq!(SetHash::contribution_bytes(b"test", b"entry"), expected, "twice");
+        // Frozen: the first and last bytes of this contribution (a change of construction
+        // shows here before it shows in a block hash).
+        let bytes = SetHash::contribution_bytes(b"test", b"entry");
+        let ends = [bytes.get(..8), bytes.get(2 * LANES - 8..)];
+        let ends = ends.map(|b| hex::encode(b.unwrap_or_default()));
+        assert_eq!(ends, [FROZEN_HEAD, FROZEN_TAIL]);
     }
+
+    const FROZEN_HEAD: &str = "a9d622c2a5e67e68";
+    const FROZEN_TAIL: &str = "3c36b7fdf5916afd";
 
     #[test]
     fn a_clone_shares_nothing_observable_with_its_origin() {
