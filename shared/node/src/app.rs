@@ -844,6 +844,23 @@ where
         }
     }
 
+    /// Admits the transactions of a block that the mempool does not hold yet (a peer's block
+    /// can arrive before the gossip that carried its transactions here). Verified here as one
+    /// batch, with the node's key cache, they are held like gossip: the block check then skips
+    /// their signatures, and their gossip, when it arrives, is a duplicate instead of a second
+    /// verification. A transaction that fails is left out, and the block check finds it.
+    fn admit_unheld(&mut self, block: &Block) {
+        let unheld: Vec<SignedTransaction> = block
+            .transactions
+            .iter()
+            .filter(|t| !self.mempool.contains(&t.body.id))
+            .cloned()
+            .collect();
+        if !unheld.is_empty() {
+            let _ = self.admit(unheld, false);
+        }
+    }
+
     /// Admits transactions to the mempool: those already held are duplicates, those beyond
     /// the mempool's free room are refused as `Full` before any work (so a flood costs no
     /// verification); the signatures of the rest are verified in one batch, and only validly
@@ -851,10 +868,16 @@ where
     /// Returns one result per input.
     fn admit(&mut self, txs: Vec<SignedTransaction>, gossip: bool) -> Vec<Result<(), SubmitError>> {
         let mut room = self.mempool.room();
+        let committed = self.finalized.state();
         let fresh: Vec<Option<bool>> = txs
             .iter()
             .map(|t| {
-                if self.mempool.contains(&t.body.id) {
+                // What peers relay (gossip arriving after the block that carried it, a
+                // block's transactions) is not verified again once the finalized ledger has
+                // committed it; a submission keeps its answer (the ledger rejects it).
+                if self.mempool.contains(&t.body.id)
+                    || (!gossip && committed.recent_tx(&t.body.id).is_some())
+                {
                     return Some(false);
                 }
                 let fits = room > 0;
@@ -1068,6 +1091,10 @@ where
             let Some(block) = self.known.get(&h).map(|k| Arc::clone(&k.block)) else {
                 return false;
             };
+            if self.ledger_at(&block.header.parent_hash).is_none() {
+                return false;
+            }
+            self.admit_unheld(&block);
             let Some(parent) = self.ledger_at(&block.header.parent_hash) else { return false };
             let held = |t: &SignedTransaction| self.mempool.holds(t);
             let checked = parent.check_block_known(&block, &held);
@@ -1239,10 +1266,11 @@ where
         if !self.ensure_ledger(&block.header.parent_hash) {
             return None;
         }
-        let parent = self.ledger_at(&block.header.parent_hash)?;
-        if parent.epoch() != epoch {
+        if self.ledger_at(&block.header.parent_hash)?.epoch() != epoch {
             return Some(false);
         }
+        self.admit_unheld(&block);
+        let parent = self.ledger_at(&block.header.parent_hash)?;
         let held = |t: &SignedTransaction| self.mempool.holds(t);
         let checked = parent.check_block_known(&block, &held);
         match checked {

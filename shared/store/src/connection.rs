@@ -18,6 +18,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 pub(crate) const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 /// Page cache of each SQLite connection, in KiB (SQLite's default is 2 MiB).
 const SQLITE_CACHE_KIB: u32 = 32 * 1024;
+/// WAL pages after which a commit checkpoints (SQLite's default is 1,000: 4 MiB).
+const SQLITE_WAL_CHECKPOINT_PAGES: u32 = 4_096;
 
 /// How often, and how far apart, opening a new SQLite file tries to switch it to WAL (1 s).
 const SQLITE_WAL_SWITCH_ATTEMPTS: u32 = 100;
@@ -102,10 +104,14 @@ impl AnyConnection {
             // indexes; with SQLite's default 2 MiB page cache those pages are read back from
             // the OS on every block and spilled to the WAL in the middle of the transaction
             // (each written twice). The cache is a bound per connection, not an allocation.
+            // wal_autocheckpoint: those index pages are written to the WAL again by every
+            // block; a checkpoint copies each distinct page once, so a longer WAL between
+            // checkpoints (16 MiB instead of 4) copies the same hot pages less often.
             AnyConnection::Sqlite(conn) => {
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-                     PRAGMA cache_size = -{SQLITE_CACHE_KIB};"
+                     PRAGMA cache_size = -{SQLITE_CACHE_KIB}; \
+                     PRAGMA wal_autocheckpoint = {SQLITE_WAL_CHECKPOINT_PAGES};"
                 ))?;
                 switch_to_wal(conn)?;
                 conn.batch_execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
@@ -294,5 +300,9 @@ mod tests {
         assert_eq!(flag(conn, "synchronous", "synchronous"), 2, "FULL");
         assert_eq!(flag(conn, "busy_timeout", "timeout"), i64::from(SQLITE_BUSY_TIMEOUT_MS));
         assert_eq!(flag(conn, "cache_size", "cache_size"), -i64::from(SQLITE_CACHE_KIB));
+        assert_eq!(
+            flag(conn, "wal_autocheckpoint", "wal_autocheckpoint"),
+            i64::from(SQLITE_WAL_CHECKPOINT_PAGES)
+        );
     }
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     failed_batch_writes_nothing,
     history_pages_newest_first,
     over_large_or_out_of_range_batches_are_refused,
+    large_blocks_write_every_row_in_order,
 );
 
 const ALICE: [u8; 16] = [0xa1; 16];
@@ -158,4 +159,48 @@ fn over_large_or_out_of_range_batches_are_refused(db: &TestDb) {
     assert!(matches!(error, StoreError::InvalidBatch { .. }), "{error:?}");
     assert_eq!(store.projection_height("bank-7").unwrap(), 0);
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM wallets"), 0);
+}
+
+/// Blocks larger than one insert statement (full chunks, whose prepared statements are reused
+/// from block to block, and a shorter tail) write every row once, in order, with every value.
+fn large_blocks_write_every_row_in_order(db: &TestDb) {
+    let mut store = Store::open(&db.url).unwrap();
+    let wallets = |block: u8| -> Vec<WalletRow> {
+        (0..150_u8).map(|i| wallet([i; 16], u64::from(block) * 1_000 + u64::from(i))).collect()
+    };
+    // 150 transfers between two wallets: 300 history rows per block.
+    for block in 1..=3_u8 {
+        let history: Vec<HistoryRow> = (0..150_u8)
+            .flat_map(|i| transfer(i, ALICE, BOB, u64::from(block) * 1_000 + u64::from(i)))
+            .collect();
+        let batch = ProjectionBatch {
+            projection: "bank-7".to_owned(),
+            wallets: wallets(block),
+            history,
+            supply: None,
+        };
+        assert_eq!(
+            store.write_projection(u64::from(block), &batch).unwrap(),
+            ProjectionOutcome::Written
+        );
+    }
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM wallet_history"), 900);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM wallets"), 150);
+    for i in [0_u8, 63, 64, 127, 128, 149] {
+        let row = store.wallet(&[i; 16]).unwrap().unwrap();
+        assert_eq!(row.row.balance_minor, 3_000 + u64::from(i), "wallet {i}");
+        assert_eq!(row.updated_height, 3, "wallet {i}");
+    }
+    let mut amounts = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = store.wallet_history(&BOB, before_id, 256).unwrap();
+        let Some(last) = page.last() else { break };
+        before_id = Some(last.id);
+        assert!(page.iter().all(|entry| entry.row.direction == Direction::Credit));
+        amounts.extend(page.iter().map(|entry| entry.row.amount_minor));
+    }
+    let expected: Vec<u64> =
+        (1..=3_u64).rev().flat_map(|b| (0..150_u64).rev().map(move |i| b * 1_000 + i)).collect();
+    assert_eq!(amounts, expected);
 }
