@@ -300,9 +300,14 @@ mod tests {
         assert_eq!(flag(conn, "synchronous", "synchronous"), 2, "FULL");
         assert_eq!(flag(conn, "busy_timeout", "timeout"), i64::from(SQLITE_BUSY_TIMEOUT_MS));
         assert_eq!(flag(conn, "cache_size", "cache_size"), -i64::from(SQLITE_CACHE_KIB));
-        assert_eq!(
-            flag(conn, "wal_autocheckpoint", "wal_autocheckpoint"),
-            i64::from(SQLITE_WAL_CHECKPOINT_PAGES)
-        );
+        // Not a table-valued pragma: read by the statement itself.
+        #[derive(diesel::QueryableByName)]
+        struct Checkpoint {
+            #[diesel(sql_type = BigInt)]
+            wal_autocheckpoint: i64,
+        }
+        let checkpoint: Checkpoint =
+            diesel::sql_query("PRAGMA wal_autocheckpoint").get_result(conn).unwrap();
+        assert_eq!(checkpoint.wal_autocheckpoint, i64::from(SQLITE_WAL_CHECKPOINT_PAGES));
     }
 }
