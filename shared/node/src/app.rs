@@ -53,7 +53,9 @@ use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::{BankHoldings, LatencyHistogram, MoneyFlows, TierHoldings, bump};
 use crate::wire::{self, MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE_BYTES, SyncMessage, Want};
 use cbdc_ledger::codec::{Decode, Encode};
-use cbdc_ledger::{Block, BlockContext, Digest, Ledger, PublicKey, Rejection, SignedTransaction};
+use cbdc_ledger::{
+    Block, BlockContext, BlockError, Digest, Ledger, PublicKey, Rejection, SignedTransaction,
+};
 use cbdc_store::{Store, commit_block};
 use commonware_actor::Feedback;
 use commonware_codec::{Decode as _, DecodeExt as _};
@@ -1091,25 +1093,35 @@ where
             let Some(block) = self.known.get(&h).map(|k| Arc::clone(&k.block)) else {
                 return false;
             };
-            if self.ledger_at(&block.header.parent_hash).is_none() {
-                return false;
-            }
-            self.admit_unheld(&block);
-            let Some(parent) = self.ledger_at(&block.header.parent_hash) else { return false };
-            let held = |t: &SignedTransaction| self.mempool.holds(t);
-            let checked = parent.check_block_known(&block, &held);
-            match checked {
-                Ok((after, outcome)) => {
-                    let after = Verified::new(after, outcome.outcomes);
-                    self.remember(Known { block, after: Some(after) });
-                }
-                Err(error) => {
-                    warn!(height = block.header.height, %error, "an ancestor does not verify");
+            let height = block.header.height;
+            match self.check_on_parent(block) {
+                None => return false,
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    warn!(height, %error, "an ancestor does not verify");
                     return false;
                 }
             }
         }
         true
+    }
+
+    /// Checks `block` on its parent's ledger (`None` if that is not known) and keeps it with
+    /// the ledger after it when valid. Its transactions the mempool lacks are admitted first
+    /// ([`Actor::admit_unheld`]), so the check verifies no signature the node already has.
+    fn check_on_parent(&mut self, block: Arc<Block>) -> Option<Result<(), BlockError>> {
+        // Nothing is admitted for a block that cannot be checked yet.
+        self.ledger_at(&block.header.parent_hash)?;
+        self.admit_unheld(&block);
+        let parent = self.ledger_at(&block.header.parent_hash)?;
+        let held = |t: &SignedTransaction| self.mempool.holds(t);
+        let (after, outcome) = match parent.check_block_known(&block, &held) {
+            Ok(checked) => checked,
+            Err(error) => return Some(Err(error)),
+        };
+        let after = Verified::new(after, outcome.outcomes);
+        self.remember(Known { block, after: Some(after) });
+        Some(Ok(()))
     }
 
     /// Asks peers for the blocks pending verifications need.
@@ -1269,18 +1281,11 @@ where
         if self.ledger_at(&block.header.parent_hash)?.epoch() != epoch {
             return Some(false);
         }
-        self.admit_unheld(&block);
-        let parent = self.ledger_at(&block.header.parent_hash)?;
-        let held = |t: &SignedTransaction| self.mempool.holds(t);
-        let checked = parent.check_block_known(&block, &held);
-        match checked {
-            Ok((after, outcome)) => {
-                let after = Verified::new(after, outcome.outcomes);
-                self.remember(Known { block, after: Some(after) });
-                Some(true)
-            }
+        let height = block.header.height;
+        match self.check_on_parent(block)? {
+            Ok(()) => Some(true),
             Err(error) => {
-                warn!(height = block.header.height, %error, "rejecting an invalid proposal");
+                warn!(height, %error, "rejecting an invalid proposal");
                 Some(false)
             }
         }
