@@ -24,9 +24,13 @@ use cbdc_service::init::CreatedNode;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// Longest a closed-loop submitter sleeps before looking again at the window's end (slots
+/// freed earlier wake it at once).
+const FREED_WAIT: Duration = Duration::from_millis(5);
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,6 +155,11 @@ pub struct Tracker {
     pub failed: AtomicU64,
     pub codes: Mutex<BTreeMap<String, u64>>,
     pub stop: AtomicBool,
+    /// Signalled when transfers stop being outstanding (seen final, rejected, failed), so a
+    /// closed-loop submitter waiting for a free slot sleeps until then instead of polling: the
+    /// generator shares the machine with the validators it measures.
+    freed: Condvar,
+    freed_lock: Mutex<()>,
 }
 
 impl Tracker {
@@ -167,6 +176,8 @@ impl Tracker {
             failed: AtomicU64::new(0),
             codes: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
+            freed: Condvar::new(),
+            freed_lock: Mutex::new(()),
         }
     }
 
@@ -190,6 +201,29 @@ impl Tracker {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut codes) = self.codes.lock() {
             *codes.entry(code.to_string()).or_default() += 1;
+        }
+        self.wake();
+    }
+
+    /// Counts `n` transfers whose submission failed.
+    pub fn fail(&self, n: u64) {
+        self.failed.fetch_add(n, Ordering::Relaxed);
+        self.wake();
+    }
+
+    /// Wakes the submitters waiting for a free slot (after counters moved). Taking the lock
+    /// first means a waiter is either still before its check (and sees the new counters) or
+    /// already waiting (and is woken): no wake-up is lost.
+    pub fn wake(&self) {
+        drop(self.freed_lock.lock());
+        self.freed.notify_all();
+    }
+
+    /// Sleeps until [`Tracker::wake`] or `at_most`, whichever comes first, while `busy` holds.
+    fn wait_freed(&self, busy: impl Fn() -> bool, at_most: Duration) {
+        let guard = self.freed_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if busy() {
+            let _ = self.freed.wait_timeout(guard, at_most);
         }
     }
 
@@ -235,7 +269,9 @@ pub fn wait_turn(t: &Tracker, rate: Option<u32>, limit: u64, j: usize, end_ns: u
         if t.now_ns() >= end_ns || t.stop.load(Ordering::Relaxed) {
             return None;
         }
-        std::thread::sleep(Duration::from_micros(200));
+        // Slots are freed a block at a time (the watcher wakes the submitters); the timeout
+        // only bounds the wait so the end of the window is noticed.
+        t.wait_freed(|| t.outstanding() >= limit, FREED_WAIT);
     }
     let now = t.now_ns();
     (now < end_ns).then_some(now)
@@ -408,6 +444,7 @@ fn watch_blocks(t: &Tracker, url: &str, from: u64) -> Result<Vec<SeenBlock>> {
             seen.push((stored.height, t.now_ns(), block.transactions.len()));
             next = stored.height + 1;
         }
+        t.wake();
     }
     Ok(seen)
 }
@@ -596,7 +633,7 @@ pub fn run_direct(args: &LoadArgs, target: &Target) -> Result<LoadResult> {
                                 }
                             }
                             Err(_) => {
-                                t.failed.fetch_add(claimed.len() as u64, Ordering::Relaxed);
+                                t.fail(claimed.len() as u64);
                             }
                         }
                     }
@@ -772,5 +809,28 @@ mod tests {
         assert_eq!(t.index_of(&id_of(8, 12).0), None);
         assert_eq!(t.index_of(&id_of(7, 15).0), None);
         assert_eq!(due_ns(Some(1_000), 3), Some(3_000_000));
+    }
+
+    /// A closed-loop submitter waits while every slot is taken, goes on once a transfer is
+    /// seen final, and gives up when the window ends while it waits.
+    #[test]
+    fn closed_loop_waits_for_a_freed_slot() {
+        let t = Tracker::new(7, 10, 5);
+        t.sent(0, 0);
+        assert_eq!(t.outstanding(), 1);
+        let far = t.now_ns() + 600_000_000_000;
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| wait_turn(&t, None, 1, 1, far));
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "no slot was free");
+            t.finalized(0);
+            t.wake();
+            let at = waiter.join().unwrap().expect("a slot was freed inside the window");
+            assert!(at >= t.final_ns[0].load(Ordering::Relaxed) - 1);
+        });
+        t.sent(1, 0);
+        let soon = t.now_ns() + 20_000_000;
+        assert_eq!(wait_turn(&t, None, 1, 2, soon), None, "the window ended while full");
+        assert!(t.now_ns() >= soon);
     }
 }

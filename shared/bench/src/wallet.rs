@@ -137,7 +137,7 @@ fn pay_one(t: &Tracker, j: usize, from: &Payer, to: &Payer, tag: &str) {
         Ok((_, r)) => r,
         Err(ClientError::Problem { problem, .. }) => return t.reject(&problem.code),
         Err(_) => {
-            t.failed.fetch_add(1, Ordering::Relaxed);
+            t.fail(1);
             return;
         }
     };
@@ -154,7 +154,7 @@ fn pay_one(t: &Tracker, j: usize, from: &Payer, to: &Payer, tag: &str) {
         PaymentStatus::Committed => t.finalized(j),
         PaymentStatus::Failed => t.reject(receipt.rejection.as_deref().unwrap_or("failed")),
         PaymentStatus::Pending => {
-            t.failed.fetch_add(1, Ordering::Relaxed);
+            t.fail(1);
         }
     }
 }

@@ -107,11 +107,17 @@ impl AnyConnection {
             // wal_autocheckpoint: those index pages are written to the WAL again by every
             // block; a checkpoint copies each distinct page once, so a longer WAL between
             // checkpoints (16 MiB instead of 4) copies the same hot pages less often.
+            // temp_store=MEMORY: a multi-row insert inside a transaction keeps a statement
+            // journal (the pages it changed, to undo that statement alone); in a temporary
+            // file that is a pwrite and fresh page-cache pages per changed page, about a fifth
+            // of a bank's projection writes. In memory it is a copy bounded by one statement's
+            // pages (a chunk of at most 64 rows); nothing durable is ever kept there.
             AnyConnection::Sqlite(conn) => {
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
                      PRAGMA cache_size = -{SQLITE_CACHE_KIB}; \
-                     PRAGMA wal_autocheckpoint = {SQLITE_WAL_CHECKPOINT_PAGES};"
+                     PRAGMA wal_autocheckpoint = {SQLITE_WAL_CHECKPOINT_PAGES}; \
+                     PRAGMA temp_store = MEMORY;"
                 ))?;
                 switch_to_wal(conn)?;
                 conn.batch_execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
@@ -309,5 +315,12 @@ mod tests {
         let checkpoint: Checkpoint =
             diesel::sql_query("PRAGMA wal_autocheckpoint").get_result(conn).unwrap();
         assert_eq!(checkpoint.wal_autocheckpoint, i64::from(SQLITE_WAL_CHECKPOINT_PAGES));
+        #[derive(diesel::QueryableByName)]
+        struct TempStore {
+            #[diesel(sql_type = BigInt)]
+            temp_store: i64,
+        }
+        let temp: TempStore = diesel::sql_query("PRAGMA temp_store").get_result(conn).unwrap();
+        assert_eq!(temp.temp_store, 2, "MEMORY");
     }
 }
