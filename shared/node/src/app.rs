@@ -187,6 +187,12 @@ pub struct NodeStatus {
     pub state_root: Digest,
     pub mempool: usize,
     pub finalized_transactions: u64,
+    /// Transaction signatures this process verified: on admission to the mempool (submitted,
+    /// gossiped, or carried by a peer's block before its gossip), and in a block check for
+    /// those it could not hold. With every transaction valid and admitted once, this equals
+    /// [`NodeStatus::finalized_transactions`] plus what the mempool holds: one verification per
+    /// transaction per node.
+    pub signatures_verified: u64,
     /// Equivocation evidence seen (conflicting votes signed by one validator).
     pub evidence: u64,
     /// Outstanding supply at the finalized tip, in minor units.
@@ -555,6 +561,7 @@ impl Verified {
 /// The node's counters since the process started (published in [`NodeStatus`]).
 #[derive(Default)]
 struct Counters {
+    signatures_verified: u64,
     finality_latency: LatencyHistogram,
     committed_by_kind: BTreeMap<&'static str, u64>,
     rejections_by_kind: BTreeMap<&'static str, u64>,
@@ -743,6 +750,7 @@ where
             state_root: self.finalized.state_root(),
             mempool: self.mempool.len(),
             finalized_transactions: self.finalized_transactions,
+            signatures_verified: c.signatures_verified,
             evidence: self.evidence.len() as u64,
             supply_outstanding_minor: state.supply().outstanding().minor(),
             tip_timestamp_ms: tip.timestamp_ms,
@@ -889,6 +897,8 @@ where
             .collect();
         let to_check: Vec<&SignedTransaction> =
             txs.iter().zip(&fresh).filter(|(_, f)| **f == Some(true)).map(|(t, _)| t).collect();
+        self.counters.signatures_verified =
+            self.counters.signatures_verified.saturating_add(to_check.len() as u64);
         let chain_id = self.finalized.chain_id();
         let mut verdicts =
             cbdc_ledger::block::verify_signature_refs(chain_id, &to_check, &mut self.keys)
@@ -1113,6 +1123,7 @@ where
         // Nothing is admitted for a block that cannot be checked yet.
         self.ledger_at(&block.header.parent_hash)?;
         self.admit_unheld(&block);
+        self.count_block_verifications(&block);
         let parent = self.ledger_at(&block.header.parent_hash)?;
         let held = |t: &SignedTransaction| self.mempool.holds(t);
         let (after, outcome) = match parent.check_block_known(&block, &held) {
@@ -1122,6 +1133,14 @@ where
         let after = Verified::new(after, outcome.outcomes);
         self.remember(Known { block, after: Some(after) });
         Some(Ok(()))
+    }
+
+    /// Counts the signatures a block check is about to verify itself: those of the block's
+    /// transactions the mempool does not hold (the check skips the held ones).
+    fn count_block_verifications(&mut self, block: &Block) {
+        let unheld = block.transactions.iter().filter(|t| !self.mempool.holds(t)).count();
+        self.counters.signatures_verified =
+            self.counters.signatures_verified.saturating_add(unheld as u64);
     }
 
     /// Asks peers for the blocks pending verifications need.
@@ -1433,6 +1452,7 @@ where
             let verified = match known.after {
                 Some(after) if known.block.header.parent_hash == self.finalized.tip().hash => after,
                 _ => {
+                    self.count_block_verifications(&known.block);
                     match self.finalized.check_block_known(&known.block, &|t| self.mempool.holds(t))
                     {
                         Ok((after, outcome)) => Verified::new(after, outcome.outcomes),

@@ -91,6 +91,7 @@ async fn status(state: web::Data<HttpState>) -> HttpResponse {
 pub const RENDERED_METRICS: &[&str] = &[
     "cbdc_block_height",
     "cbdc_transactions_finalized_total",
+    "cbdc_signatures_verified_total",
     "cbdc_mempool_transactions",
     "cbdc_mempool_capacity_transactions",
     "cbdc_supply_outstanding_minor",
@@ -231,6 +232,13 @@ fn render_transactions(page: &mut Page, s: &NodeStatus) {
         "counter",
         "Transactions finalized since this process started.",
         s.finalized_transactions,
+    );
+    page.single(
+        "cbdc_signatures_verified_total",
+        "counter",
+        "Transaction signatures this process verified since it started (once per transaction: \
+         on admission to the mempool, or in a block check for one the mempool could not hold).",
+        s.signatures_verified,
     );
     let name = "cbdc_transactions_total";
     page.family(
@@ -686,9 +694,15 @@ mod tests {
 
     #[test]
     fn metrics_are_prometheus_text_with_the_house_names() {
-        let s = NodeStatus { height: 7, supply_outstanding_minor: 42, ..NodeStatus::default() };
+        let s = NodeStatus {
+            height: 7,
+            supply_outstanding_minor: 42,
+            signatures_verified: 9,
+            ..NodeStatus::default()
+        };
         let text = render_metrics("bank-1", &s, "# HELP x y\n# TYPE x counter\nx_total 1\n# EOF\n");
         assert!(text.contains("cbdc_block_height{node=\"bank-1\"} 7\n"));
+        assert!(text.contains("cbdc_signatures_verified_total{node=\"bank-1\"} 9\n"));
         assert!(text.contains("cbdc_supply_outstanding_minor{node=\"bank-1\"} 42\n"));
         assert!(!text.contains("# EOF"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
