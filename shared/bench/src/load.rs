@@ -219,10 +219,11 @@ impl Tracker {
         self.freed.notify_all();
     }
 
-    /// Sleeps until [`Tracker::wake`] or `at_most`, whichever comes first, while `busy` holds.
-    fn wait_freed(&self, busy: impl Fn() -> bool, at_most: Duration) {
+    /// Sleeps until [`Tracker::wake`] or `at_most`, whichever comes first, while `limit` or
+    /// more transfers are outstanding.
+    fn wait_freed(&self, limit: u64, at_most: Duration) {
         let guard = self.freed_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if busy() {
+        if self.outstanding() >= limit {
             let _ = self.freed.wait_timeout(guard, at_most);
         }
     }
@@ -271,7 +272,7 @@ pub fn wait_turn(t: &Tracker, rate: Option<u32>, limit: u64, j: usize, end_ns: u
         }
         // Slots are freed a block at a time (the watcher wakes the submitters); the timeout
         // only bounds the wait so the end of the window is noticed.
-        t.wait_freed(|| t.outstanding() >= limit, FREED_WAIT);
+        t.wait_freed(limit, FREED_WAIT);
     }
     let now = t.now_ns();
     (now < end_ns).then_some(now)
